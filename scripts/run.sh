@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# `make run`: the whole stack on this machine. nats-server (JetStream, data under
+# .reqrun/), reqrun-mockllm (unless REQRUN_UPSTREAM_URL is set), reqrun-executor and
+# reqrun-ingress. Ctrl-C stops every process this script started.
+set -euo pipefail
+build=${1:-build}
+bin="$build/bin"
+state=.reqrun
+mkdir -p "$state/nats" "$state/logs"
+
+nats_port=${REQRUN_NATS_PORT:-4222}
+export REQRUN_NATS_URL=${REQRUN_NATS_URL:-nats://127.0.0.1:$nats_port}
+export REQRUN_LISTEN=${REQRUN_LISTEN:-127.0.0.1:8080}
+export REQRUN_EXECUTOR_LISTEN=${REQRUN_EXECUTOR_LISTEN:-127.0.0.1:8081}
+export REQRUN_MOCK_LISTEN=${REQRUN_MOCK_LISTEN:-127.0.0.1:8090}
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  echo
+  echo "stopping..."
+  # reverse start order: ingress, executor, mock, nats-server
+  for ((i=${#pids[@]}-1; i>=0; i--)); do kill -TERM "${pids[i]}" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  echo "stopped"
+}
+trap stop INT TERM EXIT
+
+wait_http() { # url what
+  for _ in $(seq 1 150); do
+    curl -fs -o /dev/null "$1" && return 0
+    sleep 0.2
+  done
+  echo "$2 did not become ready; see $state/logs/" >&2
+  exit 1
+}
+
+cat > "$state/nats.conf" <<CONF
+listen: 127.0.0.1:$nats_port
+max_payload: 8MB
+jetstream { store_dir: "$PWD/$state/nats" }
+CONF
+/usr/sbin/nats-server -c "$state/nats.conf" >"$state/logs/nats.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 50); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break
+  sleep 0.1
+done
+
+if [ -z "${REQRUN_UPSTREAM_URL:-}" ]; then
+  export REQRUN_UPSTREAM_URL="http://$REQRUN_MOCK_LISTEN/v1"
+  "$bin/reqrun-mockllm" >"$state/logs/mockllm.log" 2>&1 &
+  pids+=($!)
+  wait_http "http://$REQRUN_MOCK_LISTEN/healthz" reqrun-mockllm
+fi
+"$bin/reqrun-executor" >"$state/logs/executor.log" 2>&1 &
+pids+=($!)
+wait_http "http://$REQRUN_EXECUTOR_LISTEN/readyz" reqrun-executor
+"$bin/reqrun-ingress" >"$state/logs/ingress.log" 2>&1 &
+pids+=($!)
+wait_http "http://$REQRUN_LISTEN/readyz" reqrun-ingress
+
+cat <<MSG
+
+ReqRun is ready on http://$REQRUN_LISTEN (upstream: $REQRUN_UPSTREAM_URL)
+Logs: $state/logs/   Stop: Ctrl-C
+
+Try:
+  curl -s http://$REQRUN_LISTEN/v1/chat/completions \\
+    -H 'Content-Type: application/json' \\
+    -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}],"wait":true}'
+
+MSG
+# Wait until a service exits or Ctrl-C.
+wait -n "${pids[@]}" || true
+echo "a service exited; see $state/logs/" >&2
