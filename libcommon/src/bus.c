@@ -29,6 +29,7 @@ struct rr_bus {
     kvStore *kv[2]; /* indexed by rr_kv_bucket */
     atomic_uint_fast64_t reconnects;
     atomic_bool connected;
+    atomic_bool closing;
     atomic_int_fast64_t ready_checked_ms;
     atomic_bool ready_cached;
 };
@@ -88,7 +89,8 @@ static void on_disconnected(natsConnection *nc, void *closure)
     rr_bus *bus = closure;
     atomic_store(&bus->connected, false);
     atomic_store(&bus->ready_cached, false);
-    rr_warn("nats disconnected");
+    if (!atomic_load(&bus->closing))
+        rr_warn("nats disconnected");
 }
 
 static void on_reconnected(natsConnection *nc, void *closure)
@@ -222,6 +224,7 @@ void rr_bus_drain(rr_bus *bus, int64_t timeout_ms)
 {
     if (bus == NULL || bus->nc == NULL || !rr_bus_connected(bus))
         return; /* nothing can be flushed to a server that is not there */
+    atomic_store(&bus->closing, true);
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.MaxWait = timeout_ms;
@@ -236,6 +239,7 @@ void rr_bus_destroy(rr_bus *bus)
 {
     if (bus == NULL)
         return;
+    atomic_store(&bus->closing, true);
     for (int i = 0; i < 2; i++)
         kvStore_Destroy(bus->kv[i]);
     jsCtx_Destroy(bus->js);
@@ -316,6 +320,12 @@ static rr_status ensure_stream(setup_ctx *c, jsStreamConfig *sc)
     return RR_OK;
 }
 
+/* Limits: 0 and -1 both mean "none" depending on who wrote them. */
+static int64_t limit_of(int64_t v)
+{
+    return v <= 0 ? -1 : v;
+}
+
 static rr_status verify_stream(setup_ctx *c, const jsStreamConfig *want)
 {
     jsStreamInfo *si = NULL;
@@ -335,9 +345,9 @@ static rr_status verify_stream(setup_ctx *c, const jsStreamConfig *want)
         r = mismatch(c, want->Name, "max age");
     else if (got->Duplicates != want->Duplicates)
         r = mismatch(c, want->Name, "duplicate window");
-    else if (got->MaxMsgsPerSubject != want->MaxMsgsPerSubject)
+    else if (limit_of(got->MaxMsgsPerSubject) != limit_of(want->MaxMsgsPerSubject))
         r = mismatch(c, want->Name, "max messages per subject");
-    else if (got->MaxBytes != want->MaxBytes)
+    else if (limit_of(got->MaxBytes) != limit_of(want->MaxBytes))
         r = mismatch(c, want->Name, "max bytes");
     jsStreamInfo_Destroy(si);
     return r;
