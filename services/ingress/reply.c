@@ -184,13 +184,14 @@ void rr_reply_record_view(rr_reply *r, const rr_record *rec, bool with_attempts)
         for (size_t i = 0; i < rec->n_attempt_log; i++) {
             const rr_attempt *a = &rec->attempt_log[i];
             json_array_append_new(
-                log, json_pack("{s:i, s:o, s:o, s:o, s:o, s:s}", "number", (int)a->number,
+                log, json_pack("{s:i, s:o, s:o, s:o, s:o, s:s, s:o}", "number", (int)a->number,
                                "started_at", time_or_null(a->started_ms), "finished_at",
                                time_or_null(a->finished_ms), "upstream_status",
                                a->upstream_status ? json_integer(a->upstream_status)
                                                   : json_null(),
                                "error_code", str_or_null(a->error_code), "outcome",
-                               rr_outcome_str(a->outcome)));
+                               rr_outcome_str(a->outcome), "executor",
+                               str_or_null(a->executor)));
         }
         json_object_set_new(o, "attempt_log", log);
         if (rec->last_error.code[0] != '\0') {
