@@ -7,7 +7,7 @@ set -euo pipefail
 build_pkgs=(nats-server libnats-dev libcivetweb-dev protobuf-c-compiler libprotobuf-c-dev
             libcurl4-openssl-dev libssl-dev libjansson-dev cmake pkg-config build-essential)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev valgrind wrk hey prometheus yamllint
-           curl ca-certificates procps iproute2)
+           curl ca-certificates procps iproute2 openssl python3)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-test}" = test ]; then

@@ -33,6 +33,7 @@ static const code_def code_table[RR_E__COUNT] = {
     [RR_E_NOT_FOUND] = {404, "invalid_request_error", "not_found"},
     [RR_E_REQUEST_NOT_FOUND] = {404, "invalid_request_error", "request_not_found"},
     [RR_E_METHOD_NOT_ALLOWED] = {405, "invalid_request_error", "method_not_allowed"},
+    [RR_E_REQUEST_TIMEOUT] = {408, "invalid_request_error", "request_timeout"},
     [RR_E_REQUEST_CANCELLED] = {409, "invalid_request_error", "request_cancelled"},
     [RR_E_BODY_TOO_LARGE] = {413, "invalid_request_error", "body_too_large"},
     [RR_E_IDEMPOTENCY_KEY_REUSED] = {422, "invalid_request_error", "idempotency_key_reused"},

@@ -193,14 +193,17 @@ rr_status rr_bus_connect(rr_bus **out, const rr_config *cfg, const char *client_
     int64_t give_up = rr_mono_ms() + CONNECT_RETRY_MS;
     for (;;) {
         s = natsConnection_Connect(&bus->nc, opts);
-        if (s == NATS_OK || rr_mono_ms() > give_up)
+        /* a server that is not up yet is worth waiting for; a refused identity is not */
+        if (s == NATS_OK || s == NATS_CONNECTION_AUTH_FAILED || s == NATS_SSL_ERROR ||
+            s == NATS_NOT_PERMITTED || rr_mono_ms() > give_up)
             break;
         rr_warn("nats connect to %s: %s; retrying", cfg->nats_url, natsStatus_GetText(s));
         nats_Sleep(500);
     }
     natsOptions_Destroy(opts);
     if (s != NATS_OK) {
-        rr_error("nats connect to %s failed: %s", cfg->nats_url, natsStatus_GetText(s));
+        rr_error("nats connect to %s failed: %s (%s)", cfg->nats_url, natsStatus_GetText(s),
+                 nats_GetLastError(NULL) != NULL ? nats_GetLastError(NULL) : "");
         free(bus);
         return RR_UNAVAILABLE;
     }

@@ -105,6 +105,9 @@ static const config_entry config_table[] = {
      "reqrun-mockllm: default latency of each answer"},
     {"REQRUN_MOCK_FAULT", T_STR, F(mock_fault), NULL, NOB,
      "reqrun-mockllm: default fault spec (429:N, 500:N, 503:N, hang, reset, quota, 400)"},
+    {"REQRUN_MOCK_API_KEY", T_SECRET, F(mock_api_key), NULL, NOB,
+     "reqrun-mockllm: when set, chat calls need Authorization: Bearer <this key> (401 "
+     "otherwise, like a real provider)"},
 };
 
 #define N_ENTRIES (sizeof config_table / sizeof config_table[0])

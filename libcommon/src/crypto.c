@@ -86,11 +86,24 @@ size_t rr_base64_encode(const uint8_t *in, size_t len, char *out, size_t outlen)
     return (size_t)EVP_EncodeBlock((unsigned char *)out, in, (int)len);
 }
 
+static bool is_base64_char(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '+' || c == '/';
+}
+
 rr_status rr_base64_decode(const char *in, uint8_t *out, size_t outcap, size_t *outlen)
 {
     size_t len = strlen(in);
     if (len == 0 || len % 4 != 0)
         return RR_INVALID;
+    /* EVP_DecodeBlock reads '=' anywhere as a zero digit ("Zm=v", "====" decode), so
+     * check the shape first: alphabet characters, then at most two '=' at the end. */
+    size_t pad = in[len - 1] == '=' ? (in[len - 2] == '=' ? 2 : 1) : 0;
+    for (size_t i = 0; i < len - pad; i++) {
+        if (!is_base64_char(in[i]))
+            return RR_INVALID;
+    }
     if (outcap < len / 4 * 3)
         return RR_TOO_LARGE;
     int n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len);

@@ -1,6 +1,7 @@
 /* CivetWeb server wrapper and answer helpers. */
 #include "reqrun/httpd.h"
 
+#include "reqrun/clock.h"
 #include "reqrun/log.h"
 
 #include <stdio.h>
@@ -26,6 +27,7 @@ static int on_http_error(struct mg_connection *conn, int status, const char *err
     switch (status) {
     case 404: code = RR_E_NOT_FOUND; break;
     case 405: code = RR_E_METHOD_NOT_ALLOWED; break;
+    case 408: code = RR_E_REQUEST_TIMEOUT; break;
     case 413: code = RR_E_BODY_TOO_LARGE; break;
     case 431: code = RR_E_HEADERS_TOO_LARGE; break;
     case 500: code = RR_E_INTERNAL; break;
@@ -33,6 +35,8 @@ static int on_http_error(struct mg_connection *conn, int status, const char *err
     default: code = RR_E_MALFORMED_REQUEST; break;
     }
     rr_api_error e;
+    if (status == 400 && errmsg != NULL && strcmp(errmsg, "Malformed message") == 0)
+        errmsg = "malformed request, or a request line and headers larger than 64 KiB";
     rr_api_error_set(&e, code, NULL, "%s", errmsg != NULL && errmsg[0] ? errmsg : "bad request");
     size_t len = 0;
     char *body = rr_api_error_json(&e, &len);
@@ -42,6 +46,28 @@ static int on_http_error(struct mg_connection *conn, int status, const char *err
     rr_http_send(conn, status, "application/json", &close_hdr, 1, body, len);
     free(body);
     return 0;
+}
+
+/* Headers are refused past RR_HTTP_MAX_HEADER_BYTES with a clear 431. CivetWeb itself
+ * answers an overflow of its (larger) buffer with a bare 400, so the limit is checked
+ * here, before any handler, with room to spare in CivetWeb's buffer. */
+#define RR_HTTP_MAX_HEADER_BYTES 16384
+#define CIVETWEB_REQUEST_BUFFER "65536"
+
+static int on_begin_request(struct mg_connection *conn)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    size_t total = strlen(ri->request_method) + strlen(ri->request_uri) + 16;
+    for (int i = 0; i < ri->num_headers; i++)
+        total += strlen(ri->http_headers[i].name) + strlen(ri->http_headers[i].value) + 4;
+    if (total <= RR_HTTP_MAX_HEADER_BYTES)
+        return 0; /* go on to the handlers */
+    rr_api_error e;
+    rr_api_error_set(&e, RR_E_HEADERS_TOO_LARGE, NULL,
+                     "request line and headers exceed %d bytes", RR_HTTP_MAX_HEADER_BYTES);
+    rr_http_header close_hdr = {"Connection", "close"};
+    rr_http_send_error(conn, &e, &close_hdr, 1);
+    return 431;
 }
 
 rr_status rr_httpd_start(rr_httpd **out, const rr_httpd_options *opts)
@@ -61,14 +87,16 @@ rr_status rr_httpd_start(rr_httpd **out, const rr_httpd_options *opts)
         "keep_alive_timeout_ms", ka_timeout,
         "enable_keep_alive", "yes",
         "tcp_nodelay", "1",
-        "max_request_size", "16384", /* headers; bodies are bounded by rr_http_read_body */
+        "max_request_size", CIVETWEB_REQUEST_BUFFER, /* headers only; see on_begin_request */
         "listen_backlog", "1024",
+        "decode_url", "no", /* keep the target as sent: signatures cover it */
         NULL,
     };
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof cb);
     cb.log_message = log_civetweb;
     cb.http_error = on_http_error;
+    cb.begin_request = on_begin_request;
     h->ctx = mg_start(&cb, NULL, options);
     if (h->ctx == NULL) {
         rr_error("cannot listen on %s", opts->listen);
@@ -157,8 +185,10 @@ void rr_http_fail(struct mg_connection *conn, rr_api_code code, const char *mess
     rr_http_send_error(conn, &e, NULL, 0);
 }
 
-rr_status rr_http_read_body(struct mg_connection *conn, size_t max, char **body, size_t *len)
+rr_status rr_http_read_body(struct mg_connection *conn, size_t max, int64_t timeout_ms,
+                            char **body, size_t *len)
 {
+    int64_t deadline = rr_mono_ms() + timeout_ms;
     *body = NULL;
     *len = 0;
     const struct mg_request_info *ri = mg_get_request_info(conn);
@@ -186,6 +216,10 @@ rr_status rr_http_read_body(struct mg_connection *conn, size_t max, char **body,
             }
             buf = grown;
             cap = grown_cap;
+        }
+        if (rr_mono_ms() > deadline) {
+            free(buf);
+            return RR_TIMEOUT;
         }
         int n = mg_read(conn, buf + used, cap - 1 - used);
         if (n <= 0)
@@ -217,6 +251,16 @@ bool rr_http_query(const struct mg_connection *conn, const char *name, char *out
     if (qs == NULL)
         return false;
     return mg_get_var(qs, strlen(qs), name, out, outlen) >= 0;
+}
+
+void rr_http_target(const struct mg_connection *conn, char *out, size_t outlen)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    const char *path = ri->local_uri_raw != NULL ? ri->local_uri_raw : ri->local_uri;
+    if (ri->query_string != NULL)
+        snprintf(out, outlen, "%s?%s", path, ri->query_string);
+    else
+        snprintf(out, outlen, "%s", path);
 }
 
 const char *rr_http_method(const struct mg_connection *conn)

@@ -1,6 +1,7 @@
 /* HTTP handlers: parse the transport, call submit/requests, write the rr_reply. */
 #include "http_api.h"
 
+#include "authn.h"
 #include "reply.h"
 #include "requests.h"
 #include "submit.h"
@@ -13,8 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define TENANT_DEV "default"
 
 static void send_reply(struct mg_connection *conn, const rr_reply *r)
 {
@@ -62,17 +61,49 @@ static int fail(rr_ingress *ing, struct mg_connection *conn, const char *route,
     return finish(ing, conn, route, &r);
 }
 
-/* The tenant of this request. Dev mode (no REQRUN_API_KEYS_FILE): tenant "default". */
+#define BODY_READ_TIMEOUT_MS 30000
+#define SMALL_BODY_MAX 65536
+
+/* The tenant of this request (see authn.h); body is what was read of it. */
 static bool authenticate(rr_ingress *ing, struct mg_connection *conn, const char *body,
                          size_t len, char tenant[RR_TENANT_BUF], rr_reply *out)
 {
-    (void)ing;
-    (void)conn;
-    (void)body;
-    (void)len;
-    (void)out;
-    snprintf(tenant, RR_TENANT_BUF, "%s", TENANT_DEV);
-    return true;
+    char target[2048];
+    rr_http_target(conn, target, sizeof target);
+    rr_authn_input in = {
+        .method = rr_http_method(conn),
+        .target = target,
+        .authorization = rr_http_get_header(conn, "Authorization"),
+        .timestamp = rr_http_get_header(conn, "X-ReqRun-Timestamp"),
+        .nonce = rr_http_get_header(conn, "X-ReqRun-Nonce"),
+        .signature = rr_http_get_header(conn, "X-ReqRun-Signature"),
+        .body = body,
+        .body_len = len,
+    };
+    return rr_authn(ing, &in, tenant, out);
+}
+
+/* Reads the body (bounded in size and time); on failure answers and returns false. */
+static bool read_body(rr_ingress *ing, struct mg_connection *conn, const char *route,
+                      size_t max, char **body, size_t *len, int *status)
+{
+    rr_status s = rr_http_read_body(conn, max, BODY_READ_TIMEOUT_MS, body, len);
+    if (s == RR_OK)
+        return true;
+    char msg[128];
+    rr_api_code code = RR_E_MALFORMED_REQUEST;
+    if (s == RR_TOO_LARGE) {
+        code = RR_E_BODY_TOO_LARGE;
+        snprintf(msg, sizeof msg, "the body is larger than %zu bytes", max);
+    } else if (s == RR_TIMEOUT) {
+        code = RR_E_REQUEST_TIMEOUT;
+        snprintf(msg, sizeof msg, "the body did not arrive within %d s",
+                 BODY_READ_TIMEOUT_MS / 1000);
+    } else {
+        snprintf(msg, sizeof msg, "the body ended before Content-Length bytes arrived");
+    }
+    *status = fail(ing, conn, route, code, msg);
+    return false;
 }
 
 static int handle_chat(struct mg_connection *conn, void *ctx)
@@ -85,16 +116,9 @@ static int handle_chat(struct mg_connection *conn, void *ctx)
     int64_t started = rr_mono_us();
     char *body = NULL;
     size_t len = 0;
-    rr_status s = rr_http_read_body(conn, (size_t)ing->cfg->max_body_bytes, &body, &len);
-    if (s == RR_TOO_LARGE) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "the body is larger than %lld bytes",
-                 (long long)ing->cfg->max_body_bytes);
-        return fail(ing, conn, route, RR_E_BODY_TOO_LARGE, msg);
-    }
-    if (s != RR_OK)
-        return fail(ing, conn, route, RR_E_INVALID_JSON,
-                    "the body ended before Content-Length bytes arrived");
+    int status = 0;
+    if (!read_body(ing, conn, route, (size_t)ing->cfg->max_body_bytes, &body, &len, &status))
+        return status;
     rr_reply r;
     rr_reply_init(&r);
     char tenant[RR_TENANT_BUF];
@@ -130,10 +154,18 @@ static int handle_requests(struct mg_connection *conn, void *ctx)
         return fail(ing, conn, route, RR_E_METHOD_NOT_ALLOWED,
                     cancel ? "use POST to cancel" : "use GET to read a request");
 
+    /* a body is unusual here, but a signature covers whatever was sent */
+    char *body = NULL;
+    size_t len = 0;
+    int status = 0;
+    if (!read_body(ing, conn, route, SMALL_BODY_MAX, &body, &len, &status))
+        return status;
     rr_reply r;
     rr_reply_init(&r);
     char tenant[RR_TENANT_BUF];
-    if (!authenticate(ing, conn, NULL, 0, tenant, &r))
+    bool ok = authenticate(ing, conn, body, len, tenant, &r);
+    free(body);
+    if (!ok)
         return finish(ing, conn, route, &r);
     if (cancel) {
         rr_requests_cancel(ing, tenant, id, &r);

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 
 typedef struct rr_waiters rr_waiters;
+typedef struct rr_keyring rr_keyring;
 
 typedef struct rr_ingress_metrics {
     rr_counter *http_requests;  /* route, code */
@@ -23,6 +24,7 @@ typedef struct rr_ingress {
     const rr_config *cfg;
     rr_bus *bus;
     rr_waiters *waiters;
+    rr_keyring *keys; /* NULL: dev mode */
     rr_metrics *metrics;
     rr_ingress_metrics m;
     rr_chatreq_limits limits;

@@ -4,6 +4,7 @@
 #include "ingress.h"
 #include "waiters.h"
 
+#include "reqrun/auth.h"
 #include "reqrun/bus.h"
 #include "reqrun/config.h"
 #include "reqrun/httpd.h"
@@ -113,6 +114,14 @@ int main(int argc, char **argv)
     int exit_code = 1;
     rr_httpd *httpd = NULL;
     char err[512];
+    if (cfg.api_keys_file != NULL && !provision_only) {
+        if (rr_keyring_load(&ing.keys, cfg.api_keys_file, err, sizeof err) != RR_OK) {
+            rr_error("REQRUN_API_KEYS_FILE %s: %s", cfg.api_keys_file, err);
+            exit_code = 2;
+            goto out;
+        }
+        rr_info("%zu API key(s) loaded", rr_keyring_size(ing.keys));
+    }
     if (rr_bus_connect(&ing.bus, &cfg, "reqrun-ingress") != RR_OK)
         goto out;
     if (rr_bus_setup(ing.bus, &cfg, err, sizeof err) != RR_OK) {
@@ -155,6 +164,7 @@ out:
         rr_bus_drain(ing.bus, 5000);
     rr_bus_destroy(ing.bus);
     rr_metrics_destroy(ing.metrics);
+    rr_keyring_destroy(ing.keys);
     rr_config_free(&cfg);
     if (httpd == NULL && exit_code == 0)
         rr_info("reqrun-ingress stopped");

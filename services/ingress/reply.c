@@ -39,7 +39,8 @@ void rr_reply_api_error(rr_reply *r, const rr_api_error *e)
     free(r->body);
     r->status = rr_api_error_status(e->code);
     r->body = rr_api_error_json(e, &r->body_len);
-    if (r->status >= 400 && r->status < 500 && r->status != 429)
+    /* 4xx are final for the client, except a timeout or the pending cap */
+    if (r->status >= 400 && r->status < 500 && r->status != 408 && r->status != 429)
         r->should_retry = 0;
 }
 

@@ -147,6 +147,21 @@ void mock_plan_for(const char *body, size_t len, long call_number, const mock_de
     json_decref(req);
 }
 
+void mock_plan_unauthorized(const char *presented, mock_plan *out)
+{
+    memset(out, 0, sizeof *out);
+    char msg[160];
+    size_t n = presented != NULL ? strlen(presented) : 0;
+    if (n >= 8)
+        snprintf(msg, sizeof msg, "Incorrect API key provided: %.3s****%s (mock)", presented,
+                 presented + n - 4);
+    else
+        snprintf(msg, sizeof msg, "You didn't provide an API key (mock)");
+    out->action = MOCK_ERROR;
+    out->status = 401;
+    out->body = error_body(msg, "invalid_request_error", "invalid_api_key", &out->body_len);
+}
+
 void mock_plan_free(mock_plan *p)
 {
     free(p->body);

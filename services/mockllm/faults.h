@@ -35,6 +35,7 @@ typedef struct mock_plan {
 typedef struct mock_defaults {
     mock_fault fault;
     int64_t latency_ms;
+    const char *api_key; /* when set, chat calls must present it */
 } mock_defaults;
 
 /* Decides the answer to a POST /v1/chat/completions body; call_number is this call's
@@ -42,5 +43,7 @@ typedef struct mock_defaults {
 void mock_plan_for(const char *body, size_t len, long call_number, const mock_defaults *def,
                    uint64_t completion_seq, mock_plan *out);
 void mock_plan_free(mock_plan *p);
+/* The 401 a provider gives for a missing or wrong key (the key is never echoed whole). */
+void mock_plan_unauthorized(const char *presented, mock_plan *out);
 
 #endif

@@ -20,7 +20,7 @@ int main(int argc, char **argv)
     int code = 0;
     if (!rr_process_start(argc, argv, "reqrun-mockllm", summary, &cfg, &code))
         return code;
-    mock_defaults def = {.latency_ms = cfg.mock_latency_ms};
+    mock_defaults def = {.latency_ms = cfg.mock_latency_ms, .api_key = cfg.mock_api_key};
     if (!mock_fault_parse(cfg.mock_fault, &def.fault)) {
         rr_error("REQRUN_MOCK_FAULT=%s is not a fault spec", cfg.mock_fault);
         rr_config_free(&cfg);

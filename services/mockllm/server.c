@@ -263,12 +263,17 @@ static const char *find_header(const char *headers, const char *end, const char 
     return NULL;
 }
 
-static void answer_chat(conn *c, const char *body, size_t len)
+static void answer_chat(conn *c, const char *body, size_t len, const char *presented_key)
 {
     mock_server *srv = c->lp->srv;
     long call = mock_stats_call(c->request_id);
     mock_plan plan;
-    mock_plan_for(body, len, call, &srv->def, atomic_fetch_add(&srv->completions, 1) + 1, &plan);
+    if (srv->def.api_key != NULL &&
+        (presented_key == NULL || strcmp(presented_key, srv->def.api_key) != 0))
+        mock_plan_unauthorized(presented_key, &plan);
+    else
+        mock_plan_for(body, len, call, &srv->def, atomic_fetch_add(&srv->completions, 1) + 1,
+                      &plan);
     switch (plan.action) {
     case MOCK_RESET:
         mock_plan_free(&plan);
@@ -294,12 +299,12 @@ static void answer_chat(conn *c, const char *body, size_t len)
 }
 
 static void route(conn *c, const char *method, size_t mlen, const char *path, size_t plen,
-                  const char *body, size_t len)
+                  const char *body, size_t len, const char *key)
 {
 #define IS(m, p) (mlen == strlen(m) && memcmp(method, m, mlen) == 0 && plen == strlen(p) && \
                   memcmp(path, p, plen) == 0)
     if (IS("POST", "/v1/chat/completions")) {
-        answer_chat(c, body, len);
+        answer_chat(c, body, len, key);
         return;
     }
     if (IS("GET", "/v1/models")) {
@@ -385,9 +390,14 @@ static void process(conn *c)
     if (v != NULL)
         snprintf(c->request_id, sizeof c->request_id, "%.*s",
                  (int)(vlen < sizeof c->request_id - 1 ? vlen : sizeof c->request_id - 1), v);
+    char key[512] = "";
+    v = find_header(headers, hdr_end, "Authorization", &vlen);
+    if (v != NULL && vlen > 7 && strncasecmp(v, "Bearer ", 7) == 0)
+        snprintf(key, sizeof key, "%.*s", (int)(vlen - 7 < sizeof key - 1 ? vlen - 7 : sizeof key - 1),
+                 v + 7);
     c->consumed = head_len + body_len;
     route(c, c->in, (size_t)(sp1 - c->in), sp1 + 1, (size_t)(sp2 - sp1 - 1), c->in + head_len,
-          body_len);
+          body_len, key[0] != '\0' ? key : NULL);
 }
 
 static void on_readable(conn *c)

@@ -64,6 +64,7 @@ typedef struct rr_config {
     /* mock upstream */
     int64_t mock_latency_ms;
     char *mock_fault;
+    char *mock_api_key;
 } rr_config;
 
 /* Loads every variable from the environment into cfg (defaults for unset ones), checks

@@ -9,6 +9,7 @@
 #include <civetweb.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct rr_httpd rr_httpd;
 /* A route handler; returns the HTTP status it sent (CivetWeb convention). */
@@ -45,12 +46,16 @@ void rr_http_send_error(struct mg_connection *conn, const rr_api_error *e,
 /* Shortcut: rr_api_error_set + rr_http_send_error. */
 void rr_http_fail(struct mg_connection *conn, rr_api_code code, const char *message);
 /* Reads the whole body into a malloc'd NUL-terminated buffer. RR_TOO_LARGE past max
- * (declared or streamed), RR_IO when the client sent less than it declared. */
-rr_status rr_http_read_body(struct mg_connection *conn, size_t max, char **body, size_t *len);
+ * (declared or streamed), RR_TIMEOUT when it takes longer than timeout_ms in all (a
+ * client trickling bytes), RR_IO when the client sent less than it declared. */
+rr_status rr_http_read_body(struct mg_connection *conn, size_t max, int64_t timeout_ms,
+                            char **body, size_t *len);
 /* A request header, or NULL. */
 const char *rr_http_get_header(const struct mg_connection *conn, const char *name);
 /* A query parameter into out; false when absent. */
 bool rr_http_query(const struct mg_connection *conn, const char *name, char *out, size_t outlen);
+/* The request target as sent: raw path, plus "?query" when present. */
+void rr_http_target(const struct mg_connection *conn, char *out, size_t outlen);
 /* Method and path of the request. */
 const char *rr_http_method(const struct mg_connection *conn);
 const char *rr_http_path(const struct mg_connection *conn);
