@@ -30,6 +30,7 @@ static const code_def code_table[RR_E__COUNT] = {
     [RR_E_INVALID_SIGNATURE] = {401, "authentication_error", "invalid_signature"},
     [RR_E_STALE_TIMESTAMP] = {401, "authentication_error", "stale_timestamp"},
     [RR_E_NONCE_REUSED] = {401, "authentication_error", "nonce_reused"},
+    [RR_E_UNKNOWN_TENANT] = {403, "permission_error", "unknown_tenant"},
     [RR_E_NOT_FOUND] = {404, "invalid_request_error", "not_found"},
     [RR_E_REQUEST_NOT_FOUND] = {404, "invalid_request_error", "request_not_found"},
     [RR_E_METHOD_NOT_ALLOWED] = {405, "invalid_request_error", "method_not_allowed"},

@@ -172,6 +172,15 @@ const rr_key_entry *rr_keyring_lookup(const rr_keyring *k, const char *key, size
     return found;
 }
 
+bool rr_keyring_has_tenant(const rr_keyring *k, const char *tenant)
+{
+    for (size_t i = 0; i < k->n; i++) {
+        if (strcmp(k->entries[i].tenant, tenant) == 0)
+            return true;
+    }
+    return false;
+}
+
 void rr_signature_compute(const char *secret, const rr_signed_request *r, char out[65])
 {
     uint8_t body_hash[RR_SHA256_LEN];

@@ -3,6 +3,7 @@
 
 #include "reqrun/log.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -149,9 +150,14 @@ static char *read_secret_file(const char *path)
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = '\0';
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+    /* Editors and `echo` add a newline; `kubectl create secret --from-file` keeps any
+     * stray blank: trim both ends, or the key would go out as "Bearer  sk-...". */
+    while (n > 0 && isspace((unsigned char)buf[n - 1]))
         buf[--n] = '\0';
-    return strdup(buf);
+    const char *start = buf;
+    while (isspace((unsigned char)*start))
+        start++;
+    return strdup(start);
 }
 
 static rr_status load_entry(rr_config *cfg, const config_entry *e, char *err, size_t errlen)
@@ -282,6 +288,38 @@ bool rr_config_wants_help(int argc, char **argv)
     return false;
 }
 
+static void append(char *out, size_t outlen, size_t *o, const char *s, size_t n)
+{
+    if (*o + n >= outlen)
+        n = outlen - 1 - *o;
+    memcpy(out + *o, s, n);
+    *o += n;
+    out[*o] = '\0';
+}
+
+/* Copies s with the userinfo of every URL ("nats://user:pass@host") replaced by
+ * "(redacted)": nats.c takes credentials and tokens inside REQRUN_NATS_URL. */
+static void hide_url_credentials(const char *s, char *out, size_t outlen)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (;;) {
+        const char *scheme = strstr(s, "://");
+        if (scheme == NULL) {
+            append(out, outlen, &o, s, strlen(s));
+            return;
+        }
+        append(out, outlen, &o, s, (size_t)(scheme + 3 - s));
+        s = scheme + 3;
+        size_t authority = strcspn(s, "/?#,"); /* a comma starts the next URL */
+        const char *at = memrchr(s, '@', authority);
+        if (at != NULL) {
+            append(out, outlen, &o, "(redacted)", 10);
+            s = at;
+        }
+    }
+}
+
 void rr_config_log(const rr_config *cfg)
 {
     char line[4096];
@@ -293,7 +331,8 @@ void rr_config_log(const rr_config *cfg)
         char val[512];
         switch (e->type) {
         case T_STR:
-            snprintf(val, sizeof val, "%s", *(char *const *)base ? *(char *const *)base : "");
+            hide_url_credentials(*(char *const *)base ? *(char *const *)base : "", val,
+                                 sizeof val);
             break;
         case T_SECRET:
             snprintf(val, sizeof val, "%s", *(char *const *)base ? "(set)" : "(unset)");

@@ -43,8 +43,8 @@ rr_status rr_store_publish_event(rr_bus *bus, const rr_record *rec, uint64_t rev
     return s;
 }
 
-rr_status rr_store_put(rr_bus *bus, const rr_record *rec, uint64_t expected_rev, uint64_t *rev,
-                       rr_status *event_status)
+rr_status rr_store_put_quiet(rr_bus *bus, const rr_record *rec, uint64_t expected_rev,
+                             uint64_t *rev)
 {
     size_t len = 0;
     uint8_t *data = rr_record_encode(rec, &len);
@@ -58,6 +58,16 @@ rr_status rr_store_put(rr_bus *bus, const rr_record *rec, uint64_t expected_rev,
                       : rr_bus_kv_update(bus, RR_KV_RECORDS, key, data, len, expected_rev,
                                          &written);
     free(data);
+    if (s == RR_OK && rev != NULL)
+        *rev = written;
+    return s;
+}
+
+rr_status rr_store_put(rr_bus *bus, const rr_record *rec, uint64_t expected_rev, uint64_t *rev,
+                       rr_status *event_status)
+{
+    uint64_t written = 0;
+    rr_status s = rr_store_put_quiet(bus, rec, expected_rev, &written);
     if (s != RR_OK)
         return s;
     if (rev != NULL)

@@ -2,6 +2,7 @@
  * runtime, serves /healthz /readyz /metrics, and drains on SIGTERM. */
 #include "executor.h"
 #include "ops.h"
+#include "webhooks.h"
 
 #include "reqrun/bus.h"
 #include "reqrun/config.h"
@@ -31,9 +32,16 @@ int main(int argc, char **argv)
     rr_httpd *httpd = NULL;
     rr_executor ex;
     memset(&ex, 0, sizeof ex);
+    rr_webhook_secrets *secrets = NULL;
+    rr_webhooks *webhooks = NULL;
     bool started = false;
     char err[512];
 
+    if (rr_webhook_secrets_load(&secrets, &cfg, err, sizeof err) != RR_OK) {
+        rr_error("webhook secrets: %s", err);
+        exit_code = 2;
+        goto out;
+    }
     if (rr_bus_connect(&bus, &cfg, "reqrun-executor") != RR_OK)
         goto out;
     if (rr_bus_setup(bus, &cfg, err, sizeof err) != RR_OK) {
@@ -52,6 +60,8 @@ int main(int argc, char **argv)
     if (rr_executor_start(&ex, &cfg, bus, upstream, ex.metrics) != RR_OK)
         goto out;
     started = true;
+    if (rr_webhooks_start(&webhooks, &cfg, bus, secrets, ex.metrics) != RR_OK)
+        goto out;
 
     mg_init_library(0);
     rr_httpd_options hopts = {
@@ -70,6 +80,7 @@ int main(int argc, char **argv)
     rr_info("signal %d: draining", sig);
     exit_code = 0;
 out:
+    rr_webhooks_stop(webhooks);
     if (started)
         rr_executor_drain(&ex);
     rr_httpd_stop(httpd);
@@ -80,6 +91,7 @@ out:
         rr_bus_drain(bus, 5000);
     rr_bus_destroy(bus);
     rr_metrics_destroy(ex.metrics);
+    rr_webhook_secrets_destroy(secrets);
     rr_config_free(&cfg);
     if (exit_code == 0)
         rr_info("reqrun-executor stopped");

@@ -6,6 +6,7 @@
 #include "reqrun/chatreq.h"
 #include "reqrun/config.h"
 #include "reqrun/metrics.h"
+#include "reqrun/webhook.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -25,6 +26,8 @@ typedef struct rr_ingress {
     rr_bus *bus;
     rr_waiters *waiters;
     rr_keyring *keys; /* NULL: dev mode */
+    rr_webhook_secrets *webhook_secrets;
+    rr_webhook_policy webhook_policy;
     rr_metrics *metrics;
     rr_ingress_metrics m;
     rr_chatreq_limits limits;

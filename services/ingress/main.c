@@ -2,6 +2,7 @@
  * a signal and shuts down without dropping held requests. */
 #include "http_api.h"
 #include "ingress.h"
+#include "nats_submit.h"
 #include "waiters.h"
 
 #include "reqrun/auth.h"
@@ -113,6 +114,7 @@ int main(int argc, char **argv)
     };
     int exit_code = 1;
     rr_httpd *httpd = NULL;
+    rr_nats_submit *nats_submit = NULL;
     char err[512];
     if (cfg.api_keys_file != NULL && !provision_only) {
         if (rr_keyring_load(&ing.keys, cfg.api_keys_file, err, sizeof err) != RR_OK) {
@@ -122,6 +124,12 @@ int main(int argc, char **argv)
         }
         rr_info("%zu API key(s) loaded", rr_keyring_size(ing.keys));
     }
+    if (rr_webhook_secrets_load(&ing.webhook_secrets, &cfg, err, sizeof err) != RR_OK) {
+        rr_error("webhook secrets: %s", err);
+        exit_code = 2;
+        goto out;
+    }
+    rr_webhook_policy_init(&ing.webhook_policy, cfg.webhook_allow);
     if (rr_bus_connect(&ing.bus, &cfg, "reqrun-ingress") != RR_OK)
         goto out;
     if (rr_bus_setup(ing.bus, &cfg, err, sizeof err) != RR_OK) {
@@ -137,6 +145,8 @@ int main(int argc, char **argv)
         goto out;
     ing.metrics = rr_metrics_new();
     register_metrics(&ing);
+    if (rr_nats_submit_start(&nats_submit, &ing) != RR_OK)
+        goto out;
 
     mg_init_library(0);
     rr_httpd_options hopts = {
@@ -154,10 +164,13 @@ int main(int argc, char **argv)
     rr_info("signal %d: shutting down (readyz fails, held requests answer async)", sig);
     atomic_store(&ing.shutting_down, true);
     rr_waiters_shutdown(ing.waiters);
+    rr_nats_submit_stop(nats_submit);
+    nats_submit = NULL;
     rr_httpd_stop(httpd);
     httpd = NULL;
     exit_code = 0;
 out:
+    rr_nats_submit_stop(nats_submit);
     rr_httpd_stop(httpd);
     rr_waiters_destroy(ing.waiters);
     if (ing.bus != NULL)
@@ -165,6 +178,7 @@ out:
     rr_bus_destroy(ing.bus);
     rr_metrics_destroy(ing.metrics);
     rr_keyring_destroy(ing.keys);
+    rr_webhook_secrets_destroy(ing.webhook_secrets);
     rr_config_free(&cfg);
     if (httpd == NULL && exit_code == 0)
         rr_info("reqrun-ingress stopped");

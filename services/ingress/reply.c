@@ -195,6 +195,17 @@ void rr_reply_record_view(rr_reply *r, const rr_record *rec, bool with_attempts)
                                str_or_null(a->executor)));
         }
         json_object_set_new(o, "attempt_log", log);
+        json_t *hooks = json_array();
+        for (size_t i = 0; i < rec->n_webhook_log; i++) {
+            const rr_webhook_delivery *d = &rec->webhook_log[i];
+            json_array_append_new(
+                hooks, json_pack("{s:i, s:o, s:o, s:o, s:b}", "number", (int)d->number, "at",
+                                 time_or_null(d->at_ms), "http_status",
+                                 d->http_status ? json_integer(d->http_status) : json_null(),
+                                 "error_code", str_or_null(d->error_code), "delivered",
+                                 d->delivered));
+        }
+        json_object_set_new(o, "webhook_deliveries", hooks);
         if (rec->last_error.code[0] != '\0') {
             json_t *msg = rec->last_error.message != NULL
                               ? json_string(rec->last_error.message)

@@ -83,7 +83,7 @@ void rr_requests_cancel(rr_ingress *ing, const char *tenant, const char *id, rr_
             if (!rec.cancel_requested) {
                 rec.cancel_requested = true;
                 rec.updated_ms = rr_now_ms();
-                s = rr_store_put(ing->bus, &rec, rev, &rev, NULL);
+                s = rr_store_put_quiet(ing->bus, &rec, rev, &rev);
             }
         }
         if (s == RR_CONFLICT) {

@@ -186,6 +186,23 @@ void rr_submit(rr_ingress *ing, const rr_submit_input *in, rr_reply *out)
         rr_counter_add(ing->m.submits, "rejected", NULL, 1);
         return;
     }
+    if (cr.webhook_url != NULL) {
+        char why[128];
+        rr_api_error e;
+        if (!rr_webhook_url_acceptable(&ing->webhook_policy, cr.webhook_url, why, sizeof why))
+            rr_api_error_set(&e, RR_E_INVALID_WEBHOOK_URL, "reqrun.webhook_url", "%s", why);
+        else if (rr_webhook_secrets_find(ing->webhook_secrets, in->tenant) == NULL)
+            rr_api_error_set(&e, RR_E_WEBHOOK_SECRET_NOT_CONFIGURED, "reqrun.webhook_url",
+                             "no webhook secret is configured for this tenant");
+        else
+            e.code = RR_E__COUNT;
+        if (e.code != RR_E__COUNT) {
+            rr_reply_api_error(out, &e);
+            rr_chatreq_free(&cr);
+            rr_counter_add(ing->m.submits, "rejected", NULL, 1);
+            return;
+        }
+    }
     char id[RR_ID_BUF];
     if (key != NULL)
         rr_id_derive(id, in->tenant, key, strlen(key));

@@ -38,6 +38,9 @@ size_t rr_keyring_size(const rr_keyring *k);
  * constant time (no early exit). */
 const rr_key_entry *rr_keyring_lookup(const rr_keyring *k, const char *key, size_t len);
 
+/* True when some key maps to tenant. */
+bool rr_keyring_has_tenant(const rr_keyring *k, const char *tenant);
+
 /* The signed parts of a request, as sent. */
 typedef struct rr_signed_request {
     const char *method;

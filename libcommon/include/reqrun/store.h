@@ -16,6 +16,10 @@ rr_status rr_store_get(rr_bus *bus, const char *tenant, const char *id, rr_recor
  * whether a terminal event was stored; a record is settled only after it was. */
 rr_status rr_store_put(rr_bus *bus, const rr_record *rec, uint64_t expected_rev, uint64_t *rev,
                        rr_status *event_status);
+/* The same write without an event: for changes that are not a transition of the state
+ * (a cancel request noted on a processing record, a webhook delivery log entry). */
+rr_status rr_store_put_quiet(rr_bus *bus, const rr_record *rec, uint64_t expected_rev,
+                             uint64_t *rev);
 /* (Re)publishes the event of rec at rev; deduplicated by its message id <id>.<rev>. */
 rr_status rr_store_publish_event(rr_bus *bus, const rr_record *rec, uint64_t rev, bool sync);
 
