@@ -97,6 +97,9 @@ static const config_entry config_table[] = {
      "hosts allowed over http and on private addresses (comma-separated)"},
     {"REQRUN_DRAIN_TIMEOUT_S", T_INT, F(drain_timeout_s), "30", 0, 3600,
      "on SIGTERM, how long in-flight work may finish before it is handed back"},
+    {"REQRUN_SHUTDOWN_DELAY_S", T_INT, F(shutdown_delay_s), "2", 0, 300,
+     "ingress: on SIGTERM, /readyz fails and held requests get the async object; new "
+     "requests are still served (without waiting) this long before the listener closes"},
     {"REQRUN_INSTANCE_ID", T_STR, F(instance_id), NULL, NOB,
      "this process's name in records (default <hostname>-<pid>)"},
     {"REQRUN_LOG_LEVEL", T_STR, F(log_level), "info", NOB, "debug, info, warn or error"},

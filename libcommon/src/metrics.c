@@ -2,6 +2,7 @@
  * children live in a short array searched under the family's lock. */
 #include "reqrun/metrics.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -217,6 +218,41 @@ __attribute__((format(printf, 2, 3))) static void out_printf(outbuf *o, const ch
     }
 }
 
+/* Writes s escaped as the exposition format requires: backslash and newline always,
+ * double quotes inside label values. */
+static void out_escaped(outbuf *o, const char *s, bool label_value)
+{
+    while (*s != '\0') {
+        size_t plain = strcspn(s, label_value ? "\\\n\"" : "\\\n");
+        if (plain > 0)
+            out_printf(o, "%.*s", (int)plain, s);
+        s += plain;
+        if (*s == '\0')
+            break;
+        out_printf(o, "%s", *s == '\\' ? "\\\\" : *s == '\n' ? "\\n" : "\\\"");
+        s++;
+    }
+}
+
+/* v as text that reads back exactly (15 significant digits when enough, else 17):
+ * "%.6g" would turn a gauge of 1234567 into 1.23457e+06. */
+static void fmt_value(double v, char out[32])
+{
+    if (isnan(v)) {
+        snprintf(out, 32, "NaN");
+        return;
+    }
+    if (isinf(v)) {
+        snprintf(out, 32, "%s", v > 0 ? "+Inf" : "-Inf");
+        return;
+    }
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(out, 32, "%.*g", prec, v);
+        if (strtod(out, NULL) == v)
+            return;
+    }
+}
+
 static void render_counter(outbuf *o, metric *x)
 {
     rr_counter *c = &x->counter;
@@ -228,12 +264,15 @@ static void render_counter(outbuf *o, metric *x)
         child *ch = &c->children[i];
         if (c->n_labels == 0)
             out_printf(o, "%s %llu\n", x->name, (unsigned long long)ch->value);
-        else if (c->n_labels == 1)
-            out_printf(o, "%s{%s=\"%s\"} %llu\n", x->name, c->label1, ch->l1,
-                       (unsigned long long)ch->value);
-        else
-            out_printf(o, "%s{%s=\"%s\",%s=\"%s\"} %llu\n", x->name, c->label1, ch->l1,
-                       c->label2, ch->l2, (unsigned long long)ch->value);
+        else {
+            out_printf(o, "%s{%s=\"", x->name, c->label1);
+            out_escaped(o, ch->l1, true);
+            if (c->n_labels == 2) {
+                out_printf(o, "\",%s=\"", c->label2);
+                out_escaped(o, ch->l2, true);
+            }
+            out_printf(o, "\"} %llu\n", (unsigned long long)ch->value);
+        }
     }
 }
 
@@ -241,14 +280,16 @@ static void render_histogram(outbuf *o, metric *x)
 {
     rr_histogram *h = &x->hist;
     uint64_t cum = 0;
+    char num[32];
     for (size_t i = 0; i < h->n_bounds; i++) {
         cum += h->counts[i];
-        out_printf(o, "%s_bucket{le=\"%g\"} %llu\n", x->name, h->bounds[i],
-                   (unsigned long long)cum);
+        fmt_value(h->bounds[i], num);
+        out_printf(o, "%s_bucket{le=\"%s\"} %llu\n", x->name, num, (unsigned long long)cum);
     }
     cum += h->counts[h->n_bounds];
     out_printf(o, "%s_bucket{le=\"+Inf\"} %llu\n", x->name, (unsigned long long)cum);
-    out_printf(o, "%s_sum %.6f\n", x->name, h->sum);
+    fmt_value(h->sum, num);
+    out_printf(o, "%s_sum %s\n", x->name, num);
     out_printf(o, "%s_count %llu\n", x->name, (unsigned long long)h->count);
 }
 
@@ -263,10 +304,13 @@ char *rr_metrics_render(rr_metrics *m, size_t *len)
     pthread_mutex_unlock(&m->mu);
     static const char *const types[] = {"counter", "gauge", "histogram", "counter"};
     for (metric *x = head; x != NULL; x = x->next) {
-        out_printf(&o, "# HELP %s %s\n# TYPE %s %s\n", x->name, x->help, x->name,
-                   types[x->kind]);
+        out_printf(&o, "# HELP %s ", x->name);
+        out_escaped(&o, x->help, false);
+        out_printf(&o, "\n# TYPE %s %s\n", x->name, types[x->kind]);
         if (x->kind == M_GAUGE || x->kind == M_COUNTER_FN) {
-            out_printf(&o, "%s %.6g\n", x->name, x->fn(x->ctx));
+            char num[32];
+            fmt_value(x->fn(x->ctx), num);
+            out_printf(&o, "%s %s\n", x->name, num);
             continue;
         }
         pthread_mutex_lock(&x->mu);

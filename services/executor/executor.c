@@ -13,7 +13,7 @@
 #include <time.h>
 
 #define FETCH_BATCH 64
-#define FETCH_TIMEOUT_MS 500
+#define FETCH_TIMEOUT_MS 250 /* also how long a stop waits for the fetcher */
 #define WORKERS 16
 #define HAND_BACK_WAIT_MS 10000
 

@@ -80,9 +80,9 @@ int main(int argc, char **argv)
     rr_info("signal %d: draining", sig);
     exit_code = 0;
 out:
-    rr_webhooks_stop(webhooks);
     if (started)
-        rr_executor_drain(&ex);
+        rr_executor_drain(&ex); /* first: fetching stops at once */
+    rr_webhooks_stop(webhooks);
     rr_httpd_stop(httpd);
     rr_upstream_destroy(upstream);
     if (started)

@@ -151,7 +151,7 @@ static void *dispatcher_main(void *arg)
     while (!atomic_load(&w->stop)) {
         rr_delivery *batch[FETCH_BATCH];
         int n = 0;
-        rr_status s = rr_bus_fetch(c, FETCH_BATCH, 500, batch, &n);
+        rr_status s = rr_bus_fetch(c, FETCH_BATCH, 250, batch, &n);
         if (s == RR_TIMEOUT)
             continue;
         if (s != RR_OK) {

@@ -13,6 +13,7 @@
 #include "reqrun/process.h"
 
 #include <stdio.h>
+#include <time.h>
 #include <string.h>
 
 static const char summary[] =
@@ -161,9 +162,14 @@ int main(int argc, char **argv)
     rr_info("reqrun-ingress ready on http://%s", cfg.listen);
 
     int sig = rr_process_wait_signal();
-    rr_info("signal %d: shutting down (readyz fails, held requests answer async)", sig);
+    rr_info("signal %d: shutting down: readyz fails, held requests answer async, listener "
+            "closes in %lld s",
+            sig, (long long)cfg.shutdown_delay_s);
     atomic_store(&ing.shutting_down, true);
     rr_waiters_shutdown(ing.waiters);
+    /* Load balancers see /readyz fail and stop sending before the listener goes. */
+    struct timespec delay = {(time_t)cfg.shutdown_delay_s, 0};
+    nanosleep(&delay, NULL);
     rr_nats_submit_stop(nats_submit);
     nats_submit = NULL;
     rr_httpd_stop(httpd);

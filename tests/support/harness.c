@@ -490,6 +490,7 @@ bool rt_stack_start(rt_stack *s, const rt_stack_opts *o)
     snprintf(up, sizeof up, "%s/v1", s->mock_base);
     s->env[n++] = env_kv("REQRUN_UPSTREAM_URL", up);
     s->env[n++] = env_kv("REQRUN_HTTP_THREADS", "256");
+    s->env[n++] = env_kv("REQRUN_SHUTDOWN_DELAY_S", "0");
     if (o->cluster)
         s->env[n++] = env_kv("REQRUN_REPLICAS", "3");
     for (int i = 0; o->env[i] != NULL && n < RT_MAX_ENV + 8; i++)

@@ -58,6 +58,7 @@ typedef struct rr_config {
     char *webhook_allow;
     /* process */
     int64_t drain_timeout_s;
+    int64_t shutdown_delay_s;
     char *instance_id;
     char *log_level;
     bool log_bodies;
