@@ -174,6 +174,7 @@ uint8_t *rr_request_encode(const rr_request *r, size_t *len)
     m.created_ms = r->created_ms;
     m.webhook_url = str_or_empty(r->webhook_url);
     m.has_idempotency_key = r->has_idempotency_key;
+    m.record_by_ingress = r->record_by_ingress;
     map_entry *entries = NULL;
     if (pairs_to_entries((void ***)&m.metadata, &entries, r->metadata, r->n_metadata,
                          &reqrun__v1__request__metadata_entry__descriptor) != RR_OK)
@@ -211,6 +212,7 @@ rr_status rr_request_decode(rr_request *out, const void *data, size_t len)
     out->deadline_ms = m->deadline_ms;
     out->created_ms = m->created_ms;
     out->has_idempotency_key = m->has_idempotency_key;
+    out->record_by_ingress = m->record_by_ingress;
     out->webhook_url = dup_or_null(m->webhook_url);
     s = copy_pairs_in(&out->metadata, &out->n_metadata, (map_entry **)m->metadata,
                       m->n_metadata);

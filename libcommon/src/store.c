@@ -39,6 +39,12 @@ rr_status rr_store_publish_event(rr_bus *bus, const rr_record *rec, uint64_t rev
              rr_state_str(rec->state));
     snprintf(msg_id, sizeof msg_id, "%s.%llu", rec->id, (unsigned long long)rev);
     rr_status s = rr_bus_publish_js(bus, subject, msg_id, data, len, sync);
+    if (s == RR_OK && rr_state_terminal(rec->state) && rec->webhook_url != NULL) {
+        /* the dispatcher's copy: only requests with a webhook reach its consumer */
+        snprintf(subject, sizeof subject, RR_SUBJ_WEBHOOKS "%s.%s", rec->tenant, rec->id);
+        snprintf(msg_id, sizeof msg_id, "%s.%llu.webhook", rec->id, (unsigned long long)rev);
+        s = rr_bus_publish_js(bus, subject, msg_id, data, len, sync);
+    }
     free(data);
     return s;
 }

@@ -1,5 +1,6 @@
-/* The executor's threads: one fetcher, a pool of workers, one heartbeat thread, and the
- * cancel subscription. Jobs live in one registry from fetch to settle. */
+/* The executor's threads: a pool of workers fed by the continuous pull of consumer
+ * "executors", one heartbeat thread, and the cancel subscription. Jobs live in one
+ * registry from delivery to settle. */
 #include "executor.h"
 
 #include "job.h"
@@ -12,8 +13,6 @@
 #include <string.h>
 #include <time.h>
 
-#define FETCH_BATCH 64
-#define FETCH_TIMEOUT_MS 250 /* also how long a stop waits for the fetcher */
 #define WORKERS 16
 #define HAND_BACK_WAIT_MS 10000
 
@@ -105,53 +104,25 @@ static void *worker_main(void *arg)
         pthread_cond_broadcast(&ex->slots_cv);
         pthread_mutex_unlock(&ex->mu);
         rr_job_free(job);
+        rr_bus_consumer_released(ex->consumer, 1);
     }
 }
 
-static void *fetcher_main(void *arg)
+/* A delivery from the continuous pull (the subscription's thread): queue it. */
+static void on_delivery(rr_delivery *d, void *ctx)
 {
-    rr_executor *ex = arg;
-    int64_t concurrency = ex->cfg->executor_concurrency;
-    int64_t last_error_log = 0;
-    for (;;) {
-        pthread_mutex_lock(&ex->mu);
-        while (!ex->stopping && ex->n_jobs >= concurrency)
-            pthread_cond_wait(&ex->slots_cv, &ex->mu);
-        if (ex->stopping) {
-            pthread_mutex_unlock(&ex->mu);
-            return NULL;
-        }
-        int64_t free_slots = concurrency - ex->n_jobs;
-        pthread_mutex_unlock(&ex->mu);
-
-        rr_delivery *batch[FETCH_BATCH];
-        int n = 0;
-        int want = free_slots < FETCH_BATCH ? (int)free_slots : FETCH_BATCH;
-        rr_status s = rr_bus_fetch(ex->consumer, want, FETCH_TIMEOUT_MS, batch, &n);
-        if (s == RR_TIMEOUT)
-            continue;
-        if (s != RR_OK) {
-            if (rr_mono_ms() - last_error_log > 5000) {
-                rr_warn("fetch failed: %s", rr_status_str(s));
-                last_error_log = rr_mono_ms();
-            }
-            struct timespec ts = {0, 200 * 1000000L};
-            nanosleep(&ts, NULL);
-            continue;
-        }
-        for (int i = 0; i < n; i++) {
-            rr_job *job = rr_job_new(ex, batch[i]);
-            if (job == NULL) { /* redelivered after AckWait */
-                rr_delivery_settle(batch[i], RR_SETTLE_DROP, 0);
-                continue;
-            }
-            pthread_mutex_lock(&ex->mu);
-            registry_add(ex, job);
-            queue_push(ex, job);
-            pthread_cond_signal(&ex->work_cv);
-            pthread_mutex_unlock(&ex->mu);
-        }
+    rr_executor *ex = ctx;
+    rr_job *job = rr_job_new(ex, d);
+    if (job == NULL) { /* redelivered after AckWait */
+        rr_delivery_settle(d, RR_SETTLE_DROP, 0);
+        rr_bus_consumer_released(ex->consumer, 1);
+        return;
     }
+    pthread_mutex_lock(&ex->mu);
+    registry_add(ex, job);
+    queue_push(ex, job);
+    pthread_cond_signal(&ex->work_cv);
+    pthread_mutex_unlock(&ex->mu);
 }
 
 /* InProgress for every job still owned, every AckWait/3. */
@@ -205,11 +176,8 @@ rr_status rr_executor_start(rr_executor *ex, const rr_config *cfg, rr_bus *bus,
     pthread_cond_init(&ex->hb_cv, &attr);
     pthread_condattr_destroy(&attr);
 
-    rr_status s = rr_bus_consumer_open(bus, RR_STREAM_REQUESTS, RR_CONSUMER_EXECUTORS,
-                                       &ex->consumer);
-    if (s != RR_OK)
-        return s;
-    s = rr_bus_subscribe(bus, RR_SUBJ_CANCEL ">", NULL, on_cancel, ex, &ex->cancel_sub);
+    rr_status s = rr_bus_subscribe(bus, RR_SUBJ_CANCEL ">", NULL, on_cancel, ex,
+                                   &ex->cancel_sub);
     if (s != RR_OK)
         return s;
     ex->n_workers = WORKERS;
@@ -219,7 +187,11 @@ rr_status rr_executor_start(rr_executor *ex, const rr_config *cfg, rr_bus *bus,
     for (int i = 0; i < ex->n_workers; i++)
         pthread_create(&ex->workers[i], NULL, worker_main, ex);
     pthread_create(&ex->heartbeat, NULL, heartbeat_main, ex);
-    pthread_create(&ex->fetcher, NULL, fetcher_main, ex);
+    /* last: deliveries may arrive the moment this returns */
+    s = rr_bus_consumer_start(bus, RR_STREAM_REQUESTS, RR_CONSUMER_EXECUTORS,
+                              (int)cfg->executor_concurrency, on_delivery, ex, &ex->consumer);
+    if (s != RR_OK)
+        return s;
     atomic_store(&ex->ready, true);
     return RR_OK;
 }
@@ -242,10 +214,9 @@ void rr_executor_drain(rr_executor *ex)
     atomic_store(&ex->ready, false);
     pthread_mutex_lock(&ex->mu);
     ex->stopping = true;
-    pthread_cond_broadcast(&ex->slots_cv);
     pthread_mutex_unlock(&ex->mu);
-    pthread_join(ex->fetcher, NULL);
-    rr_info("draining: fetching stopped, %d job(s) in flight", rr_executor_jobs(ex));
+    rr_bus_consumer_stop(ex->consumer);
+    rr_info("draining: pulling stopped, %d job(s) in flight", rr_executor_jobs(ex));
 
     if (!wait_for_jobs(ex, ex->cfg->drain_timeout_s * 1000)) {
         pthread_mutex_lock(&ex->mu);

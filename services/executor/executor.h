@@ -1,4 +1,4 @@
-/* reqrun-executor's runtime: fetches deliveries of consumer "executors", runs each
+/* reqrun-executor's runtime: pulls deliveries of consumer "executors", runs each
  * through the job state machine (job.c) on a pool of workers, with upstream calls in
  * flight on one libcurl multi client, heartbeats for long calls, and cancel messages. */
 #ifndef RR_EXECUTOR_H
@@ -32,16 +32,15 @@ typedef struct rr_executor {
 
     pthread_mutex_t mu;          /* guards everything below */
     pthread_cond_t work_cv;      /* workers: queue not empty */
-    pthread_cond_t slots_cv;     /* fetcher: a slot freed; drain: jobs went to zero */
+    pthread_cond_t slots_cv;     /* drain: jobs went to zero */
     pthread_cond_t hb_cv;        /* heartbeat thread: exit */
     rr_job *queue_head;
     rr_job *queue_tail;
     rr_job *jobs;                /* every job not yet settled (registry) */
     int n_jobs;
-    bool stopping;               /* no more fetching */
+    bool stopping;               /* no more pulling: new deliveries are handed back */
     bool workers_exit;
 
-    pthread_t fetcher;
     pthread_t heartbeat;
     pthread_t *workers;
     int n_workers;
@@ -50,10 +49,10 @@ typedef struct rr_executor {
     atomic_bool ready;
 } rr_executor;
 
-/* Starts fetching and working. */
+/* Starts pulling and working. */
 rr_status rr_executor_start(rr_executor *ex, const rr_config *cfg, rr_bus *bus,
                             rr_upstream *upstream, rr_metrics *metrics);
-/* Stops fetching, lets in-flight work finish for up to REQRUN_DRAIN_TIMEOUT_S, hands
+/* Stops pulling, lets in-flight work finish for up to REQRUN_DRAIN_TIMEOUT_S, hands
  * the rest back (attempt interrupted, NAK), then stops the threads. */
 void rr_executor_drain(rr_executor *ex);
 /* Frees what start allocated (after drain). */

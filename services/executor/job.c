@@ -41,7 +41,6 @@ rr_job *rr_job_new(rr_executor *ex, rr_delivery *d)
     job->delivery = d;
     job->meta = rr_delivery_meta_of(d);
     job->phase = RR_JOB_NEW;
-    job->fetched_mono_ms = rr_mono_ms();
     pthread_mutex_init(&job->mu, NULL);
     return job;
 }
@@ -244,11 +243,14 @@ static bool begin(rr_executor *ex, rr_job *job)
     }
     rr_record_key(job->key, job->req.tenant, job->req.id);
     if (stopping(ex)) /* draining: leave new work to the other executors */
-        return settle(ex, job, RR_SETTLE_NAK, 0, "handed_back");
+        return settle(ex, job, RR_SETTLE_NAK, rr_bus_consumer_quiet_ms(ex->consumer),
+                      "handed_back");
 
     int64_t now = rr_now_ms();
-    if (job->meta.num_delivered == 1 && now < job->req.deadline_ms &&
-        create_processing(ex, job, now) == RR_OK) {
+    /* The hot path: a first delivery creates the record directly as processing (one
+     * write), unless the ingress said it writes the record itself. */
+    if (job->meta.num_delivered == 1 && !job->req.record_by_ingress &&
+        now < job->req.deadline_ms && create_processing(ex, job, now) == RR_OK) {
         start_call(ex, job);
         return false;
     }
@@ -451,9 +453,9 @@ static rr_settle apply_outcome(rr_executor *ex, rr_job *job, const outcome *o, i
     uint32_t status = o->kind == RR_CALL_ANSWERED ? (uint32_t)o->http_status : 0;
 
     if (o->hand_back) {
+        *nak_ms = rr_bus_consumer_quiet_ms(ex->consumer);
         rec->state = RR_STATE_RETRYING;
-        rec->next_attempt_ms = now;
-        *nak_ms = 0;
+        rec->next_attempt_ms = now + *nak_ms;
         return RR_SETTLE_NAK;
     }
     if (o->d.outcome == RR_OUTCOME_SUCCESS) {

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 typedef enum rr_job_phase {
-    RR_JOB_NEW,     /* fetched; nothing decided */
+    RR_JOB_NEW,     /* delivered; nothing decided */
     RR_JOB_CALLING, /* the upstream call is in flight */
     RR_JOB_CALLED,  /* the call ended; its outcome is to be written */
 } rr_job_phase;
@@ -34,7 +34,6 @@ struct rr_job {
     bool settled;
     bool cancel_seen;        /* a cancel message arrived for this request */
     bool draining;           /* the executor is handing this call back */
-    int64_t fetched_mono_ms;
     char key[RR_RECORD_KEY_BUF];
     rr_job *next;            /* work queue */
     rr_job *reg_next;        /* registry */

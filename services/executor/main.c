@@ -81,7 +81,7 @@ int main(int argc, char **argv)
     exit_code = 0;
 out:
     if (started)
-        rr_executor_drain(&ex); /* first: fetching stops at once */
+        rr_executor_drain(&ex); /* first: pulling stops at once */
     rr_webhooks_stop(webhooks);
     rr_httpd_stop(httpd);
     rr_upstream_destroy(upstream);

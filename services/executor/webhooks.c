@@ -89,7 +89,7 @@ static void handle(rr_webhooks *w, rr_delivery *d)
         return;
     }
     const rr_webhook_tenant *t = rr_webhook_secrets_find(w->secrets, ev.tenant);
-    const char *url = ev.webhook_url[0] ? ev.webhook_url : (t != NULL ? t->default_url : "");
+    const char *url = ev.webhook_url; /* the request's, or its tenant's default at submit */
     if (!rr_state_terminal(ev.state) || url[0] == '\0') {
         rr_delivery_settle(d, RR_SETTLE_ACK, 0); /* nothing to deliver */
         return;

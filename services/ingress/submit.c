@@ -186,12 +186,16 @@ void rr_submit(rr_ingress *ing, const rr_submit_input *in, rr_reply *out)
         rr_counter_add(ing->m.submits, "rejected", NULL, 1);
         return;
     }
-    if (cr.webhook_url != NULL) {
+    const rr_webhook_tenant *hooks = rr_webhook_secrets_find(ing->webhook_secrets, in->tenant);
+    if (cr.webhook_url == NULL && hooks != NULL && hooks->default_url[0] != '\0') {
+        /* the tenant's default webhook, fixed on the request when it is accepted */
+        cr.webhook_url = strdup(hooks->default_url);
+    } else if (cr.webhook_url != NULL) {
         char why[128];
         rr_api_error e;
         if (!rr_webhook_url_acceptable(&ing->webhook_policy, cr.webhook_url, why, sizeof why))
             rr_api_error_set(&e, RR_E_INVALID_WEBHOOK_URL, "reqrun.webhook_url", "%s", why);
-        else if (rr_webhook_secrets_find(ing->webhook_secrets, in->tenant) == NULL)
+        else if (hooks == NULL)
             rr_api_error_set(&e, RR_E_WEBHOOK_SECRET_NOT_CONFIGURED, "reqrun.webhook_url",
                              "no webhook secret is configured for this tenant");
         else
@@ -236,8 +240,10 @@ void rr_submit(rr_ingress *ing, const rr_submit_input *in, rr_reply *out)
     rr_request req;
     size_t enc_len = 0;
     uint8_t *enc = NULL;
-    if (rr_chatreq_to_request(&cr, &req, id, in->tenant, key != NULL, rr_now_ms()) == RR_OK)
+    if (rr_chatreq_to_request(&cr, &req, id, in->tenant, key != NULL, rr_now_ms()) == RR_OK) {
+        req.record_by_ingress = wait_ms == 0;
         enc = rr_request_encode(&req, &enc_len);
+    }
     if (enc == NULL) {
         rr_reply_error(out, RR_E_INTERNAL, "out of memory");
         rr_request_free(&req);

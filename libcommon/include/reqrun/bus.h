@@ -21,6 +21,7 @@
 #define RR_SUBJ_REQUESTS "reqrun.requests."  /* + <tenant> */
 #define RR_SUBJ_RECORDS "reqrun.records."    /* + <tenant>.<id>: stored record writes */
 #define RR_SUBJ_EVENTS "reqrun.events."      /* + <tenant>.<id>.<status> */
+#define RR_SUBJ_WEBHOOKS "reqrun.webhooks."  /* + <tenant>.<id>: terminal events to deliver */
 #define RR_SUBJ_SUBMIT "reqrun.submit."      /* + <tenant> */
 #define RR_SUBJ_CANCEL "reqrun.cancel."      /* + <tenant>.<id> */
 #define RR_NONCE_TTL_S 600
@@ -125,6 +126,28 @@ rr_status rr_bus_consumer_open(rr_bus *bus, const char *stream, const char *dura
 rr_status rr_bus_fetch(rr_bus_consumer *c, int max, int64_t timeout_ms, rr_delivery **out,
                        int *n);
 void rr_bus_consumer_close(rr_bus_consumer *c);
+
+/* Takes ownership of a delivery (settle it with rr_delivery_settle). Runs on the
+ * subscription's thread: must not block. */
+typedef void (*rr_delivery_fn)(rr_delivery *d, void *ctx);
+
+/* Continuous pull: keeps one pull request outstanding on the durable consumer and hands
+ * every delivery to fn as it arrives (no request per message). It asks for more only
+ * while fewer than max_held deliveries are held: the caller reports each settled one
+ * with rr_bus_consumer_released. A watchdog re-asks after a lost request (reconnect). */
+rr_status rr_bus_consumer_start(rr_bus *bus, const char *stream, const char *durable,
+                                int max_held, rr_delivery_fn fn, void *ctx,
+                                rr_bus_consumer **out);
+/* n deliveries handed out by a started consumer were settled. */
+void rr_bus_consumer_released(rr_bus_consumer *c, int n);
+/* Stops asking for messages; what still arrives for the outstanding request is NAKed
+ * at once (left for the other executors). rr_bus_consumer_close then waits for that
+ * request to end (at most a few seconds) before it unsubscribes. */
+void rr_bus_consumer_stop(rr_bus_consumer *c);
+/* How long until no pull request of this consumer can deliver again: a delivery handed
+ * back with a NAK should wait this long, or it comes straight back to a stopping
+ * consumer (and burns a delivery). 0 for a fetch-mode consumer. */
+int64_t rr_bus_consumer_quiet_ms(rr_bus_consumer *c);
 
 typedef struct rr_consumer_stats {
     uint64_t pending;      /* not yet delivered */

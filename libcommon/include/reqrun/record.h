@@ -82,6 +82,7 @@ typedef struct rr_request {
     size_t n_metadata;
     char *webhook_url;
     bool has_idempotency_key;
+    bool record_by_ingress; /* hint: the ingress creates the record itself */
 } rr_request;
 
 /* The KV value. Owns every pointer; free with rr_record_free. */

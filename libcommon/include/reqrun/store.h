@@ -20,7 +20,9 @@ rr_status rr_store_put(rr_bus *bus, const rr_record *rec, uint64_t expected_rev,
  * (a cancel request noted on a processing record, a webhook delivery log entry). */
 rr_status rr_store_put_quiet(rr_bus *bus, const rr_record *rec, uint64_t expected_rev,
                              uint64_t *rev);
-/* (Re)publishes the event of rec at rev; deduplicated by its message id <id>.<rev>. */
+/* (Re)publishes the event of rec at rev; deduplicated by its message id <id>.<rev>.
+ * A terminal event of a record with a webhook URL is also published on
+ * reqrun.webhooks.<tenant>.<id> for the dispatcher. */
 rr_status rr_store_publish_event(rr_bus *bus, const rr_record *rec, uint64_t rev, bool sync);
 
 #endif
