@@ -6,6 +6,7 @@
 
 #include <nats/nats.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,6 +144,13 @@ static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, 
     natsMsg_Destroy(msg);
 }
 
+static bool stop_signal_pending(void)
+{
+    sigset_t pending;
+    return sigpending(&pending) == 0 &&
+           (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1);
+}
+
 static natsStatus build_options(natsOptions **out, const rr_config *cfg, const char *name,
                                 rr_bus *bus)
 {
@@ -216,9 +224,10 @@ rr_status rr_bus_connect(rr_bus **out, const rr_config *cfg, const char *client_
     int64_t give_up = rr_mono_ms() + CONNECT_RETRY_MS;
     for (;;) {
         s = natsConnection_Connect(&bus->nc, opts);
-        /* a server that is not up yet is worth waiting for; a refused identity is not */
+        /* a server that is not up yet is worth waiting for; a refused identity is not,
+         * nor is a SIGTERM (blocked by the services, so pending here) */
         if (s == NATS_OK || s == NATS_CONNECTION_AUTH_FAILED || s == NATS_SSL_ERROR ||
-            s == NATS_NOT_PERMITTED || rr_mono_ms() > give_up)
+            s == NATS_NOT_PERMITTED || rr_mono_ms() > give_up || stop_signal_pending())
             break;
         rr_warn("nats connect to %s: %s; retrying", cfg->nats_url, natsStatus_GetText(s));
         nats_Sleep(500);
@@ -915,7 +924,7 @@ rr_status rr_bus_fetch(rr_bus_consumer *c, int max, int64_t timeout_ms, rr_deliv
 /* ---- continuous pull ---- */
 
 #define PULL_BATCH 64
-#define PULL_EXPIRES_MS 2000
+#define PULL_EXPIRES_MS 1000 /* also the longest a stopping consumer waits */
 
 /* Issues a pull request when none is outstanding and there is room (c->mu held). */
 static void pull_more(rr_bus_consumer *c)

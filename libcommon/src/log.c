@@ -72,8 +72,8 @@ void rr_log(rr_log_level level, const rr_log_ctx *ctx, const char *fmt, ...)
             json_object_set_new(o, "status", text_or_marker(ctx->status));
         if (ctx->http_status > 0)
             json_object_set_new(o, "http_status", json_integer(ctx->http_status));
-        if (ctx->duration_ms > 0)
-            json_object_set_new(o, "duration_ms", json_real(ctx->duration_ms));
+        if (ctx->duration_us > 0)
+            json_object_set_new(o, "duration_ms", json_real((double)ctx->duration_us / 1000.0));
         if (ctx->code != NULL)
             json_object_set_new(o, "code", text_or_marker(ctx->code));
     }

@@ -88,7 +88,7 @@ static void log_terminal(rr_executor *ex, rr_job *job)
            RR_LOG_CTX(.request_id = rec->id, .tenant = rec->tenant, .attempt = (int)rec->attempts,
                       .status = rr_state_str(rec->state),
                       .http_status = (int)rec->result_status,
-                      .duration_ms = (double)(rec->updated_ms - rec->created_ms),
+                      .duration_us = (rec->updated_ms - rec->created_ms) * 1000 + 1,
                       .code = rec->last_error.code[0] ? rec->last_error.code : NULL),
            "request %s", rr_state_str(rec->state));
 }

@@ -58,6 +58,11 @@ static double g_max_ack_pending(void *ctx)
     return (double)((rr_executor *)ctx)->cfg->max_ack_pending;
 }
 
+static double g_concurrency(void *ctx)
+{
+    return (double)((rr_executor *)ctx)->cfg->executor_concurrency;
+}
+
 static double c_reconnects(void *ctx)
 {
     return (double)rr_bus_reconnects(((rr_executor *)ctx)->bus);
@@ -95,6 +100,9 @@ void rr_ops_register_metrics(rr_executor *ex)
     rr_metrics_gauge_fn(m, "reqrun_consumer_max_ack_pending",
                         "MaxAckPending of consumer executors (REQRUN_MAX_ACK_PENDING)",
                         g_max_ack_pending, ex);
+    rr_metrics_gauge_fn(m, "reqrun_executor_concurrency",
+                        "Upstream calls this executor may hold (REQRUN_EXECUTOR_CONCURRENCY)",
+                        g_concurrency, ex);
     rr_metrics_counter_fn(m, "reqrun_nats_reconnects_total", "NATS reconnections",
                           c_reconnects, ex);
     rr_metrics_gauge_fn(m, "reqrun_nats_connected", "1 when connected to NATS", g_connected,

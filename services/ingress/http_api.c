@@ -41,15 +41,40 @@ static void send_reply(struct mg_connection *conn, const rr_reply *r)
     rr_http_send(conn, r->status, "application/json", h, n, r->body, r->body_len);
 }
 
-static int finish(rr_ingress *ing, struct mg_connection *conn, const char *route, rr_reply *r)
+/* The error code of an answer's body, for the log line ("" when not an error). */
+static void error_code_of(const rr_reply *r, char *out, size_t n)
+{
+    out[0] = '\0';
+    if (r->status < 400 || r->body == NULL)
+        return;
+    const char *p = strstr(r->body, "\"code\":\"");
+    if (p != NULL)
+        snprintf(out, n, "%.*s", (int)strcspn(p + 8, "\""), p + 8);
+}
+
+static int finish_request(rr_ingress *ing, struct mg_connection *conn, const char *route,
+                          const char *tenant, int64_t started_us, rr_reply *r)
 {
     send_reply(conn, r);
-    char code[8];
+    char code[8], error[48];
     snprintf(code, sizeof code, "%d", r->status);
     rr_counter_add(ing->m.http_requests, route, code, 1);
+    error_code_of(r, error, sizeof error);
+    rr_log(r->status >= 500 ? RR_LOG_WARN : RR_LOG_INFO,
+           RR_LOG_CTX(.request_id = r->request_id[0] ? r->request_id : NULL,
+                      .tenant = tenant != NULL && tenant[0] ? tenant : NULL,
+                      .attempt = r->attempts, .http_status = r->status,
+                      .duration_us = rr_mono_us() - started_us + 1,
+                      .code = error[0] ? error : NULL),
+           "%s %s", rr_http_method(conn), route);
     int status = r->status;
     rr_reply_free(r);
     return status;
+}
+
+static int finish(rr_ingress *ing, struct mg_connection *conn, const char *route, rr_reply *r)
+{
+    return finish_request(ing, conn, route, NULL, rr_mono_us(), r);
 }
 
 static int fail(rr_ingress *ing, struct mg_connection *conn, const char *route,
@@ -121,14 +146,14 @@ static int handle_chat(struct mg_connection *conn, void *ctx)
         return status;
     rr_reply r;
     rr_reply_init(&r);
-    char tenant[RR_TENANT_BUF];
+    char tenant[RR_TENANT_BUF] = "";
     if (authenticate(ing, conn, body, len, tenant, &r)) {
         rr_submit_input in = {tenant, body, len, rr_http_get_header(conn, "Idempotency-Key")};
         rr_submit(ing, &in, &r);
     }
     free(body);
     rr_histogram_observe(ing->m.submit_latency, (double)(rr_mono_us() - started) / 1e6);
-    return finish(ing, conn, route, &r);
+    return finish_request(ing, conn, route, tenant, started, &r);
 }
 
 /* /v1/requests/<id> and /v1/requests/<id>/cancel */
@@ -155,6 +180,7 @@ static int handle_requests(struct mg_connection *conn, void *ctx)
                     cancel ? "use POST to cancel" : "use GET to read a request");
 
     /* a body is unusual here, but a signature covers whatever was sent */
+    int64_t started = rr_mono_us();
     char *body = NULL;
     size_t len = 0;
     int status = 0;
@@ -162,14 +188,14 @@ static int handle_requests(struct mg_connection *conn, void *ctx)
         return status;
     rr_reply r;
     rr_reply_init(&r);
-    char tenant[RR_TENANT_BUF];
+    char tenant[RR_TENANT_BUF] = "";
     bool ok = authenticate(ing, conn, body, len, tenant, &r);
     free(body);
     if (!ok)
-        return finish(ing, conn, route, &r);
+        return finish_request(ing, conn, route, NULL, started, &r);
     if (cancel) {
         rr_requests_cancel(ing, tenant, id, &r);
-        return finish(ing, conn, route, &r);
+        return finish_request(ing, conn, route, tenant, started, &r);
     }
     char include[32] = "", wait[32] = "";
     rr_http_query(conn, "include", include, sizeof include);
@@ -182,14 +208,14 @@ static int handle_requests(struct mg_connection *conn, void *ctx)
             rr_api_error_set(&e, RR_E_INVALID_FIELD, "wait",
                              "wait must be a number of seconds >= 0");
             rr_reply_api_error(&r, &e);
-            return finish(ing, conn, route, &r);
+            return finish_request(ing, conn, route, tenant, started, &r);
         }
         if (secs > (double)ing->cfg->wait_max_s)
             secs = (double)ing->cfg->wait_max_s;
         wait_ms = (int64_t)(secs * 1000.0);
     }
     rr_requests_get(ing, tenant, id, strcmp(include, "attempts") == 0, wait_ms, &r);
-    return finish(ing, conn, route, &r);
+    return finish_request(ing, conn, route, tenant, started, &r);
 }
 
 static int handle_healthz(struct mg_connection *conn, void *ctx)

@@ -117,9 +117,11 @@ static void answer_after_publish(rr_ingress *ing, const rr_chatreq *cr, const rr
         rr_reply_from_record(out, &rec);
         out->replayed = duplicate && rr_state_terminal(rec.state);
     } else {
-        /* our own submission: wait:false (or a wait that ran out) gets the async object,
-         * even if the executor was already faster */
-        rr_reply_async(out, rec.id, rec.state, rec.created_ms);
+        /* our own submission: wait:false (or a wait that ran out) gets the async object.
+         * It shows the request as accepted; when the executor was already done, that is
+         * "processing" (GET has the outcome). */
+        rr_state shown = rr_state_terminal(rec.state) ? RR_STATE_PROCESSING : rec.state;
+        rr_reply_async(out, rec.id, shown, rec.created_ms);
     }
     rr_record_free(&rec);
 }

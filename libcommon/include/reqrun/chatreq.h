@@ -19,7 +19,6 @@
 #define RR_METADATA_MAX_PAIRS 16
 #define RR_METADATA_KEY_MAX 64
 #define RR_METADATA_VALUE_MAX 512
-#define RR_WEBHOOK_URL_MAX 2048
 
 typedef struct rr_chatreq_limits {
     size_t max_messages;

@@ -3,6 +3,7 @@
 #define RR_LOG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 typedef enum rr_log_level { RR_LOG_DEBUG, RR_LOG_INFO, RR_LOG_WARN, RR_LOG_ERROR } rr_log_level;
 
@@ -13,7 +14,7 @@ typedef struct rr_log_ctx {
     int attempt;
     const char *status;
     int http_status;
-    double duration_ms; /* 0 leaves it out */
+    int64_t duration_us; /* written as duration_ms; 0 leaves it out (set at least 1) */
     const char *code;
 } rr_log_ctx;
 

@@ -37,6 +37,8 @@ typedef enum rr_outcome {
 
 #define RR_CODE_BUF 48
 #define RR_INSTANCE_BUF 96
+/* Longest webhook URL a request may carry (chatreq.c refuses longer ones). */
+#define RR_WEBHOOK_URL_MAX 2048
 
 typedef struct rr_kv_pair {
     char *key;
@@ -124,7 +126,7 @@ typedef struct rr_event {
     int64_t created_ms;
     int64_t updated_ms;
     int64_t at_ms;
-    char webhook_url[2048];
+    char webhook_url[RR_WEBHOOK_URL_MAX + 1];
     uint32_t result_status;
 } rr_event;
 
