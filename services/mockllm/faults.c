@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <time.h>
 
 bool mock_fault_parse(const char *spec, mock_fault *out)
@@ -20,7 +21,14 @@ bool mock_fault_parse(const char *spec, mock_fault *out)
         out->kind = F_QUOTA;
     else if (strcmp(spec, "400") == 0)
         out->kind = F_400;
-    else {
+    else if (strncmp(spec, "flaky:", 6) == 0) {
+        char *end = NULL;
+        long pct = strtol(spec + 6, &end, 10);
+        if (end == spec + 6 || *end != '\0' || pct < 0 || pct > 100)
+            return false;
+        out->kind = F_FLAKY;
+        out->n = pct;
+    } else {
         int status = 0;
         long n = 0;
         char tail;
@@ -125,6 +133,26 @@ void mock_plan_for(const char *body, size_t len, long call_number, const mock_de
         out->body = error_body("Invalid value for 'messages' (mock)", "invalid_request_error",
                                "invalid_value", &out->body_len);
         break;
+    case F_FLAKY: {
+        static _Thread_local unsigned seed;
+        if (seed == 0)
+            seed = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)&seed;
+        int roll = rand_r(&seed) % 100;
+        if (roll < fault.n) {
+            out->action = MOCK_ERROR;
+            out->status = roll % 2 == 0 ? 429 : 500;
+            out->body = out->status == 429
+                            ? error_body("Rate limit reached (mock storm)", "requests",
+                                         "rate_limit_exceeded", &out->body_len)
+                            : error_body("The server had an error (mock storm)", "server_error",
+                                         "server_error", &out->body_len);
+            break;
+        }
+        out->action = MOCK_COMPLETE;
+        out->status = 200;
+        out->body = completion_body(req, completion_seq, &out->body_len);
+        break;
+    }
     case F_STATUS_N:
         if (call_number <= fault.n) {
             out->action = MOCK_ERROR;

@@ -15,12 +15,13 @@ typedef enum mock_action {
 } mock_action;
 
 typedef struct mock_fault {
-    enum { F_NONE, F_STATUS_N, F_HANG, F_RESET, F_QUOTA, F_400 } kind;
+    enum { F_NONE, F_STATUS_N, F_HANG, F_RESET, F_QUOTA, F_400, F_FLAKY } kind;
     int status; /* F_STATUS_N: 429, 500 or 503 */
-    long n;     /* F_STATUS_N: how many calls fail */
+    long n;     /* F_STATUS_N: how many calls fail; F_FLAKY: percent of calls that fail */
 } mock_fault;
 
-/* Parses "429:N", "500:N", "503:N", "hang", "reset", "quota", "400"; false otherwise. */
+/* Parses "429:N", "500:N", "503:N", "hang", "reset", "quota", "400", and "flaky:P" (P% of
+ * calls answer 429 or 500, without Retry-After: an upstream storm); false otherwise. */
 bool mock_fault_parse(const char *spec, mock_fault *out);
 
 typedef struct mock_plan {

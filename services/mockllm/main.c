@@ -8,8 +8,9 @@
 
 static const char summary[] =
     "ReqRun's mock upstream: POST /v1/chat/completions, GET /v1/models, GET /mock/stats,\n"
-    "POST /mock/reset. Faults per request: body field \"mock\": {\"fault\": \"429:N|500:N|"
-    "503:N|hang|reset|quota|400\", \"latency_ms\": n}.";
+    "POST /mock/reset, POST /mock/config {\"fault\",\"latency_ms\"} (run-time defaults).\n"
+    "Faults per request: body field \"mock\": {\"fault\": \"429:N|500:N|503:N|hang|reset|"
+    "quota|400|flaky:P\", \"latency_ms\": n}.";
 
 #define MOCK_LOOPS 2
 

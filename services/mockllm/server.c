@@ -64,6 +64,7 @@ struct loop {
 struct mock_server {
     loop *loops;
     int n_loops;
+    pthread_mutex_t def_mu; /* POST /mock/config changes the defaults at run time */
     mock_defaults def;
     atomic_uint_fast64_t completions;
 };
@@ -267,13 +268,14 @@ static void answer_chat(conn *c, const char *body, size_t len, const char *prese
 {
     mock_server *srv = c->lp->srv;
     long call = mock_stats_call(c->request_id);
+    pthread_mutex_lock(&srv->def_mu);
+    mock_defaults def = srv->def;
+    pthread_mutex_unlock(&srv->def_mu);
     mock_plan plan;
-    if (srv->def.api_key != NULL &&
-        (presented_key == NULL || strcmp(presented_key, srv->def.api_key) != 0))
+    if (def.api_key != NULL && (presented_key == NULL || strcmp(presented_key, def.api_key) != 0))
         mock_plan_unauthorized(presented_key, &plan);
     else
-        mock_plan_for(body, len, call, &srv->def, atomic_fetch_add(&srv->completions, 1) + 1,
-                      &plan);
+        mock_plan_for(body, len, call, &def, atomic_fetch_add(&srv->completions, 1) + 1, &plan);
     switch (plan.action) {
     case MOCK_RESET:
         mock_plan_free(&plan);
@@ -298,6 +300,33 @@ static void answer_chat(conn *c, const char *body, size_t len, const char *prese
     flush_out(c);
 }
 
+/* POST /mock/config {"fault": "<spec>"|"", "latency_ms": n}: new defaults for requests
+ * without their own "mock" object (an upstream storm that starts and stops). */
+static void configure(conn *c, const char *body, size_t len)
+{
+    mock_server *srv = c->lp->srv;
+    json_t *j = json_loadb(body, len, 0, NULL);
+    json_t *fault = json_object_get(j, "fault"), *lat = json_object_get(j, "latency_ms");
+    mock_fault f;
+    memset(&f, 0, sizeof f);
+    bool ok = json_is_object(j) && (fault == NULL || (json_is_string(fault) &&
+                                                      mock_fault_parse(json_string_value(fault), &f))) &&
+              (lat == NULL || (json_is_integer(lat) && json_integer_value(lat) >= 0));
+    if (ok) {
+        pthread_mutex_lock(&srv->def_mu);
+        if (fault != NULL)
+            srv->def.fault = f;
+        if (lat != NULL)
+            srv->def.latency_ms = json_integer_value(lat);
+        pthread_mutex_unlock(&srv->def_mu);
+        set_answer(c, 200, strdup("{}"), 2, false);
+    } else {
+        set_error(c, 400, "expected {\"fault\": \"<spec>\", \"latency_ms\": n}");
+    }
+    json_decref(j);
+    flush_out(c);
+}
+
 static void route(conn *c, const char *method, size_t mlen, const char *path, size_t plen,
                   const char *body, size_t len, const char *key)
 {
@@ -316,6 +345,9 @@ static void route(conn *c, const char *method, size_t mlen, const char *path, si
         size_t n = 0;
         char *s = mock_stats_json(&n);
         set_answer(c, 200, s, n, false);
+    } else if (IS("POST", "/mock/config")) {
+        configure(c, body, len);
+        return;
     } else if (IS("POST", "/mock/reset")) {
         mock_stats_reset();
         set_answer(c, 200, strdup("{}"), 2, false);
@@ -532,6 +564,7 @@ mock_server *mock_server_start(const char *listen_addr, int n_loops, const mock_
     if (s == NULL)
         return NULL;
     s->def = *def;
+    pthread_mutex_init(&s->def_mu, NULL);
     s->n_loops = n_loops;
     s->loops = calloc((size_t)n_loops, sizeof *s->loops);
     if (s->loops == NULL) {
@@ -585,5 +618,6 @@ void mock_server_stop(mock_server *s)
             close(lp->wake_fd);
     }
     free(s->loops);
+    pthread_mutex_destroy(&s->def_mu);
     free(s);
 }
