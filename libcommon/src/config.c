@@ -217,8 +217,8 @@ static rr_status check_rules(rr_config *cfg, char *err, size_t errlen)
     if (cfg->upstream_api_key_file != NULL) {
         free(cfg->upstream_api_key);
         cfg->upstream_api_key = read_secret_file(cfg->upstream_api_key_file);
-        if (cfg->upstream_api_key == NULL) {
-            snprintf(err, errlen, "REQRUN_UPSTREAM_API_KEY_FILE: cannot read %s",
+        if (cfg->upstream_api_key == NULL || cfg->upstream_api_key[0] == '\0') {
+            snprintf(err, errlen, "REQRUN_UPSTREAM_API_KEY_FILE: cannot read %s, or it is empty",
                      cfg->upstream_api_key_file);
             return RR_CONFIG;
         }

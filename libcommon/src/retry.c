@@ -118,16 +118,24 @@ bool rr_retry_after_parse(const char *value, int64_t now_ms, int64_t *delay_ms)
         *delay_ms = strtoll(v, NULL, 10) * 1000;
         return true;
     }
-    /* HTTP date, IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT". */
+    /* HTTP date (RFC 9110 §5.6.7): IMF-fixdate "Sun, 06 Nov 1994 08:49:37 GMT", and the
+     * obsolete RFC 850 "Sunday, 06-Nov-94 08:49:37 GMT" and asctime "Sun Nov  6 08:49:37
+     * 1994" forms a recipient must accept. */
+    static const char *const formats[] = {"%a, %d %b %Y %H:%M:%S GMT",
+                                          "%A, %d-%b-%y %H:%M:%S GMT", "%a %b %e %H:%M:%S %Y"};
     char buf[64];
     if (n == 0 || n >= sizeof buf)
         return false;
     memcpy(buf, v, n);
     buf[n] = '\0';
     struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    const char *end = strptime(buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    if (end == NULL || *end != '\0')
+    bool parsed = false;
+    for (size_t i = 0; i < sizeof formats / sizeof formats[0] && !parsed; i++) {
+        memset(&tm, 0, sizeof tm);
+        const char *end = strptime(buf, formats[i], &tm);
+        parsed = end != NULL && *end == '\0';
+    }
+    if (!parsed)
         return false;
     int64_t at_ms = (int64_t)timegm(&tm) * 1000;
     *delay_ms = at_ms > now_ms ? at_ms - now_ms : 0;

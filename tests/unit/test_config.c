@@ -374,6 +374,11 @@ static void test_api_key_file(void **state)
 
     load_refused("REQRUN_UPSTREAM_API_KEY_FILE", "/nonexistent/rr-key",
                  "REQRUN_UPSTREAM_API_KEY_FILE");
+    /* an empty key file is a mistake, not a key */
+    path = write_temp(" \n");
+    load_refused("REQRUN_UPSTREAM_API_KEY_FILE", path, "REQRUN_UPSTREAM_API_KEY_FILE");
+    unlink(path);
+    free(path);
 }
 
 static void test_log_hides_secrets(void **state)

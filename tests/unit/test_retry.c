@@ -188,6 +188,23 @@ static void test_retry_after_parse(void **state)
     assert_int_equal(d, 0);
     assert_true(rr_retry_after_parse("Sun, 06 Nov 1994 08:49:37 GMT", NOW_MS, &d));
     assert_int_equal(d, 0);
+    /* the obsolete forms RFC 9110 requires recipients to accept */
+    {
+        time_t t = (time_t)(NOW_MS / 1000 + 9);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        char rfc850[96], day[40], clock[24], asc[64];
+        assert_true(strftime(day, sizeof day, "%A, %d-%b-", &tm) > 0);
+        assert_true(strftime(clock, sizeof clock, "%H:%M:%S GMT", &tm) > 0);
+        snprintf(rfc850, sizeof rfc850, "%s%02d %s", day, tm.tm_year % 100, clock);
+        assert_true(strftime(asc, sizeof asc, "%a %b %e %H:%M:%S %Y", &tm) > 0);
+        d = -1;
+        assert_true(rr_retry_after_parse(rfc850, NOW_MS, &d));
+        assert_int_equal(d, 9000);
+        d = -1;
+        assert_true(rr_retry_after_parse(asc, NOW_MS, &d));
+        assert_int_equal(d, 9000);
+    }
 
     static const char *const bad[] = {"", "  ", "-1", "1.5", "soon", "7s", "0x10",
                                       "Sun, 06 Nov 1994 08:49:37", "9999999999",
