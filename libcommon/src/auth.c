@@ -158,6 +158,11 @@ size_t rr_keyring_size(const rr_keyring *k)
     return k->n;
 }
 
+const rr_key_entry *rr_keyring_at(const rr_keyring *k, size_t i)
+{
+    return i < k->n ? &k->entries[i] : NULL;
+}
+
 const rr_key_entry *rr_keyring_lookup(const rr_keyring *k, const char *key, size_t len)
 {
     uint8_t digest[RR_SHA256_LEN];

@@ -148,6 +148,16 @@ void rr_webhook_secrets_destroy(rr_webhook_secrets *s)
     free(s);
 }
 
+size_t rr_webhook_secrets_size(const rr_webhook_secrets *s)
+{
+    return s != NULL ? s->n : 0;
+}
+
+const rr_webhook_tenant *rr_webhook_secrets_at(const rr_webhook_secrets *s, size_t i)
+{
+    return s != NULL && i < s->n ? &s->t[i] : NULL;
+}
+
 const rr_webhook_tenant *rr_webhook_secrets_find(const rr_webhook_secrets *s,
                                                  const char *tenant)
 {

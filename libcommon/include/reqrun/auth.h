@@ -34,6 +34,8 @@ rr_status rr_keyring_parse(rr_keyring **out, const char *text, size_t len, char 
 rr_status rr_keyring_load(rr_keyring **out, const char *path, char *err, size_t errlen);
 void rr_keyring_destroy(rr_keyring *k);
 size_t rr_keyring_size(const rr_keyring *k);
+/* Entry i (< size), in file order. */
+const rr_key_entry *rr_keyring_at(const rr_keyring *k, size_t i);
 /* The entry of a presented key, or NULL. Compares the key's SHA-256 with every entry in
  * constant time (no early exit). */
 const rr_key_entry *rr_keyring_lookup(const rr_keyring *k, const char *key, size_t len);

@@ -33,6 +33,9 @@ rr_status rr_webhook_secrets_parse(rr_webhook_secrets **out, const char *text, s
 rr_status rr_webhook_secrets_load(rr_webhook_secrets **out, const rr_config *cfg, char *err,
                                   size_t errlen);
 void rr_webhook_secrets_destroy(rr_webhook_secrets *s);
+size_t rr_webhook_secrets_size(const rr_webhook_secrets *s);
+/* Entry i (< size), in file order. */
+const rr_webhook_tenant *rr_webhook_secrets_at(const rr_webhook_secrets *s, size_t i);
 /* The tenant's secret (and default URL), or NULL. */
 const rr_webhook_tenant *rr_webhook_secrets_find(const rr_webhook_secrets *s,
                                                  const char *tenant);
