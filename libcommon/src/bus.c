@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 
 #define CONNECT_RETRY_MS 30000
 
@@ -69,6 +70,16 @@ static void on_reconnected(natsConnection *nc, void *closure)
     atomic_fetch_add(&bus->reconnects, 1);
     atomic_store(&bus->connected, true);
     rr_info("nats reconnected");
+}
+
+static void on_closed(natsConnection *nc, void *closure)
+{
+    (void)nc;
+    rr_bus *bus = closure;
+    pthread_mutex_lock(&bus->closed_mu);
+    bus->closed = true;
+    pthread_cond_broadcast(&bus->closed_cv);
+    pthread_mutex_unlock(&bus->closed_mu);
 }
 
 static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err,
@@ -135,6 +146,8 @@ static natsStatus build_options(natsOptions **out, const rr_config *cfg, const c
     if (s == NATS_OK)
         s = natsOptions_SetReconnectedCB(o, on_reconnected, bus);
     if (s == NATS_OK)
+        s = natsOptions_SetClosedCB(o, on_closed, bus);
+    if (s == NATS_OK)
         s = natsOptions_SetErrorHandler(o, on_async_error, bus);
     if (s == NATS_OK && cfg->nats_creds != NULL)
         s = natsOptions_SetUserCredentialsFromFiles(o, cfg->nats_creds, NULL);
@@ -153,12 +166,41 @@ static natsStatus build_options(natsOptions **out, const rr_config *cfg, const c
     return NATS_OK;
 }
 
+/* Closes the connection and waits for the closed callback (the last one nats.c makes
+ * with bus as its closure), so bus can be freed. */
+static void close_connection(rr_bus *bus)
+{
+    if (bus->nc == NULL)
+        return;
+    natsConnection_Close(bus->nc);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 5;
+    pthread_mutex_lock(&bus->closed_mu);
+    while (!bus->closed) {
+        if (pthread_cond_timedwait(&bus->closed_cv, &bus->closed_mu, &until) != 0)
+            break;
+    }
+    pthread_mutex_unlock(&bus->closed_mu);
+    natsConnection_Destroy(bus->nc);
+    bus->nc = NULL;
+}
+
+static void bus_free(rr_bus *bus)
+{
+    pthread_cond_destroy(&bus->closed_cv);
+    pthread_mutex_destroy(&bus->closed_mu);
+    free(bus);
+}
+
 rr_status rr_bus_connect(rr_bus **out, const rr_config *cfg, const char *client_name)
 {
     *out = NULL;
     rr_bus *bus = calloc(1, sizeof *bus);
     if (bus == NULL)
         return RR_NOMEM;
+    pthread_mutex_init(&bus->closed_mu, NULL);
+    pthread_cond_init(&bus->closed_cv, NULL);
     /* No spinning on nats.c's locks: on a couple of cores a spinning thread only steals
      * time from the one holding the lock. */
     nats_Open(0);
@@ -166,7 +208,7 @@ rr_status rr_bus_connect(rr_bus **out, const rr_config *cfg, const char *client_
     natsStatus s = build_options(&opts, cfg, client_name, bus);
     if (s != NATS_OK) {
         rr_error("nats options: %s", nats_GetLastError(NULL));
-        free(bus);
+        bus_free(bus);
         return RR_CONFIG;
     }
     int64_t give_up = rr_mono_ms() + CONNECT_RETRY_MS;
@@ -184,7 +226,7 @@ rr_status rr_bus_connect(rr_bus **out, const rr_config *cfg, const char *client_
     if (s != NATS_OK) {
         rr_error("nats connect to %s failed: %s (%s)", cfg->nats_url, natsStatus_GetText(s),
                  nats_GetLastError(NULL) != NULL ? nats_GetLastError(NULL) : "");
-        free(bus);
+        bus_free(bus); /* no connection was made: no callback will come */
         return RR_UNAVAILABLE;
     }
     jsOptions jo;
@@ -194,8 +236,8 @@ rr_status rr_bus_connect(rr_bus **out, const rr_config *cfg, const char *client_
     jo.PublishAsync.MaxPending = 65536;
     s = natsConnection_JetStream(&bus->js, bus->nc, &jo);
     if (s != NATS_OK) {
-        natsConnection_Destroy(bus->nc);
-        free(bus);
+        close_connection(bus);
+        bus_free(bus);
         return rr_bus_status_of(s);
     }
     atomic_store(&bus->connected, true);
@@ -226,11 +268,8 @@ void rr_bus_destroy(rr_bus *bus)
     for (int i = 0; i < 2; i++)
         kvStore_Destroy(bus->kv[i]);
     jsCtx_Destroy(bus->js);
-    if (bus->nc != NULL) {
-        natsConnection_Close(bus->nc);
-        natsConnection_Destroy(bus->nc);
-    }
-    free(bus);
+    close_connection(bus);
+    bus_free(bus);
 }
 
 bool rr_bus_connected(rr_bus *bus)

@@ -27,6 +27,11 @@ struct rr_bus {
     atomic_bool closing;
     atomic_int_fast64_t ready_checked_ms;
     atomic_bool ready_cached;
+    /* nats.c calls the connection callbacks on its own thread, also after Close: the
+     * bus is freed only once the closed callback, the last one, has run */
+    pthread_mutex_t closed_mu;
+    pthread_cond_t closed_cv;
+    bool closed;
 };
 
 /* Bucket names, indexed by rr_kv_bucket. */

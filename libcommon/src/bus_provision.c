@@ -227,10 +227,11 @@ static rr_status setup_bucket(setup_ctx *c, rr_kv_bucket which, int64_t ttl_s, b
             jsStreamConfig *sc = si->Config;
             sc->MaxAge = kc.TTL;
             sc->Replicas = kc.Replicas;
+            jsRePublish *theirs = sc->RePublish;
             sc->RePublish = kc.RePublish;
             jsStreamInfo *updated = NULL;
             s = js_UpdateStream(&updated, bus->js, sc, NULL, &jerr);
-            sc->RePublish = NULL; /* ours, on the stack: not the info's to free */
+            sc->RePublish = theirs; /* ours is on the stack: the info frees its own */
             jsStreamInfo_Destroy(si);
             jsStreamInfo_Destroy(updated);
             if (s != NATS_OK)
