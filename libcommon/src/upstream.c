@@ -1,5 +1,7 @@
 /* libcurl multi client for upstream calls: one thread, many transfers, connection reuse.
- * Calls are handed over through a locked queue and curl_multi_wakeup. */
+ * The thread drives libcurl with curl_multi_socket_action over epoll, so a wake-up
+ * touches only the sockets that are ready, however many calls are held. Calls are handed
+ * over through a locked queue and an eventfd. */
 #include "reqrun/upstream.h"
 
 #include "reqrun/clock.h"
@@ -13,6 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 struct rr_call {
     uint64_t id;
@@ -41,6 +46,9 @@ typedef struct abort_req {
 
 struct rr_upstream {
     CURLM *multi;
+    int epfd;
+    int wake_fd;             /* eventfd: submissions, aborts, stop */
+    int64_t timer_at_ms;     /* libcurl's next timeout (monotonic), -1 when none */
     pthread_t thread;
     pthread_mutex_t mu;
     rr_call *submitted;       /* guarded by mu */
@@ -258,28 +266,93 @@ static bool take_queued(rr_upstream *u)
     return !stop;
 }
 
+/* libcurl tells which sockets to watch for what. */
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    rr_upstream *u = userp;
+    if (what == CURL_POLL_REMOVE) {
+        epoll_ctl(u->epfd, EPOLL_CTL_DEL, fd, NULL);
+        curl_multi_assign(u->multi, fd, NULL);
+        return 0;
+    }
+    struct epoll_event ev = {
+        .events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u),
+        .data.fd = fd,
+    };
+    if (socketp == NULL) {
+        epoll_ctl(u->epfd, EPOLL_CTL_ADD, fd, &ev);
+        curl_multi_assign(u->multi, fd, u); /* any non-NULL: "registered" */
+    } else {
+        epoll_ctl(u->epfd, EPOLL_CTL_MOD, fd, &ev);
+    }
+    return 0;
+}
+
+static int on_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    rr_upstream *u = userp;
+    u->timer_at_ms = timeout_ms < 0 ? -1 : rr_mono_ms() + timeout_ms;
+    return 0;
+}
+
+static void finish_done(rr_upstream *u)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(u->multi, &left)) != NULL) {
+        if (m->msg != CURLMSG_DONE)
+            continue;
+        rr_call *c = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&c);
+        finish(u, c, m->data.result);
+    }
+}
+
 static void *client_thread(void *arg)
 {
     rr_upstream *u = arg;
     int running = 0;
+    struct epoll_event events[256];
     while (take_queued(u)) {
-        curl_multi_perform(u->multi, &running);
-        CURLMsg *m;
-        int left;
-        while ((m = curl_multi_info_read(u->multi, &left)) != NULL) {
-            if (m->msg != CURLMSG_DONE)
-                continue;
-            rr_call *c = NULL;
-            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&c);
-            finish(u, c, m->data.result);
+        int timeout = 1000;
+        if (u->timer_at_ms >= 0) {
+            int64_t d = u->timer_at_ms - rr_mono_ms();
+            timeout = d <= 0 ? 0 : d < 1000 ? (int)d : 1000;
         }
-        curl_multi_poll(u->multi, NULL, 0, 1000, NULL);
+        int n = epoll_wait(u->epfd, events, 256, timeout);
+        for (int i = 0; i < n; i++) {
+            int fd = events[i].data.fd;
+            if (fd == u->wake_fd) {
+                uint64_t v;
+                ssize_t r = read(u->wake_fd, &v, sizeof v);
+                (void)r;
+                continue;
+            }
+            int flags = ((events[i].events & EPOLLIN) ? CURL_CSELECT_IN : 0) |
+                        ((events[i].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
+                        ((events[i].events & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
+            curl_multi_socket_action(u->multi, fd, flags, &running);
+        }
+        if (u->timer_at_ms >= 0 && rr_mono_ms() >= u->timer_at_ms) {
+            u->timer_at_ms = -1;
+            curl_multi_socket_action(u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        }
+        finish_done(u);
     }
     while (u->active != NULL) {
         u->active->aborted = true;
         finish(u, u->active, CURLE_ABORTED_BY_CALLBACK);
     }
     return NULL;
+}
+
+static void wake(rr_upstream *u)
+{
+    uint64_t one = 1;
+    ssize_t w = write(u->wake_fd, &one, sizeof one);
+    (void)w;
 }
 
 rr_status rr_upstream_new(rr_upstream **out, const rr_upstream_options *opts)
@@ -302,8 +375,22 @@ rr_status rr_upstream_new(rr_upstream **out, const rr_upstream_options *opts)
         return RR_NOMEM;
     }
     curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, 4096L);
+    curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
+    curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
+    u->timer_at_ms = -1;
+    u->epfd = epoll_create1(EPOLL_CLOEXEC);
+    u->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = u->wake_fd};
     pthread_mutex_init(&u->mu, NULL);
-    if (pthread_create(&u->thread, NULL, client_thread, u) != 0) {
+    if (u->epfd < 0 || u->wake_fd < 0 ||
+        epoll_ctl(u->epfd, EPOLL_CTL_ADD, u->wake_fd, &ev) != 0 ||
+        pthread_create(&u->thread, NULL, client_thread, u) != 0) {
+        if (u->epfd >= 0)
+            close(u->epfd);
+        if (u->wake_fd >= 0)
+            close(u->wake_fd);
         curl_multi_cleanup(u->multi);
         pthread_mutex_destroy(&u->mu);
         free(u);
@@ -320,7 +407,7 @@ void rr_upstream_destroy(rr_upstream *u)
     pthread_mutex_lock(&u->mu);
     u->stop = true;
     pthread_mutex_unlock(&u->mu);
-    curl_multi_wakeup(u->multi);
+    wake(u);
     pthread_join(u->thread, NULL);
     /* Anything queued after the thread's last look was never started. */
     while (u->submitted != NULL) {
@@ -337,6 +424,8 @@ void rr_upstream_destroy(rr_upstream *u)
         free(a);
     }
     curl_multi_cleanup(u->multi);
+    close(u->epfd);
+    close(u->wake_fd);
     pthread_mutex_destroy(&u->mu);
     free(u);
 }
@@ -362,7 +451,7 @@ rr_status rr_upstream_start(rr_upstream *u, const char *request_id, const void *
     c->next = u->submitted;
     u->submitted = c;
     pthread_mutex_unlock(&u->mu);
-    curl_multi_wakeup(u->multi);
+    wake(u);
     return RR_OK;
 }
 
@@ -376,7 +465,7 @@ void rr_upstream_abort(rr_upstream *u, uint64_t call_id)
     a->next = u->aborts;
     u->aborts = a;
     pthread_mutex_unlock(&u->mu);
-    curl_multi_wakeup(u->multi);
+    wake(u);
 }
 
 int rr_upstream_in_flight(rr_upstream *u)

@@ -60,7 +60,9 @@ static int finish_request(rr_ingress *ing, struct mg_connection *conn, const cha
     snprintf(code, sizeof code, "%d", r->status);
     rr_counter_add(ing->m.http_requests, route, code, 1);
     error_code_of(r, error, sizeof error);
-    rr_log(r->status >= 500 ? RR_LOG_WARN : RR_LOG_INFO,
+    /* refusals and failures at info (they leave no executor line), successes at debug:
+     * the executor logs every request's outcome once */
+    rr_log(r->status >= 500 ? RR_LOG_WARN : r->status >= 400 ? RR_LOG_INFO : RR_LOG_DEBUG,
            RR_LOG_CTX(.request_id = r->request_id[0] ? r->request_id : NULL,
                       .tenant = tenant != NULL && tenant[0] ? tenant : NULL,
                       .attempt = r->attempts, .http_status = r->status,

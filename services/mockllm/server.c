@@ -535,7 +535,7 @@ static void *loop_main(void *arg)
     }
 }
 
-static int bind_listener(const char *listen_addr)
+static int bind_listener_opts(const char *listen_addr, bool reuseport)
 {
     char host[64] = "127.0.0.1";
     const char *colon = strrchr(listen_addr, ':');
@@ -550,7 +550,8 @@ static int bind_listener(const char *listen_addr)
         return -1;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    if (reuseport)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 4096) != 0) {
         close(fd);
         return -1;
@@ -558,8 +559,23 @@ static int bind_listener(const char *listen_addr)
     return fd;
 }
 
+/* SO_REUSEPORT would let the loops share a port with another process's listener: make
+ * sure nobody listens there first. */
+static bool port_taken(const char *listen_addr)
+{
+    int fd = bind_listener_opts(listen_addr, false);
+    if (fd < 0)
+        return true;
+    close(fd);
+    return false;
+}
+
 mock_server *mock_server_start(const char *listen_addr, int n_loops, const mock_defaults *def)
 {
+    if (port_taken(listen_addr)) {
+        rr_error("mock: cannot listen on %s: address in use or invalid", listen_addr);
+        return NULL;
+    }
     mock_server *s = calloc(1, sizeof *s);
     if (s == NULL)
         return NULL;
@@ -574,7 +590,7 @@ mock_server *mock_server_start(const char *listen_addr, int n_loops, const mock_
     for (int i = 0; i < n_loops; i++) {
         loop *lp = &s->loops[i];
         lp->srv = s;
-        lp->listen_fd = bind_listener(listen_addr);
+        lp->listen_fd = bind_listener_opts(listen_addr, true);
         lp->epfd = epoll_create1(EPOLL_CLOEXEC);
         lp->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (lp->listen_fd < 0 || lp->epfd < 0 || lp->wake_fd < 0) {

@@ -489,7 +489,9 @@ bool rt_stack_start(rt_stack *s, const rt_stack_opts *o)
     char up[96];
     snprintf(up, sizeof up, "%s/v1", s->mock_base);
     s->env[n++] = env_kv("REQRUN_UPSTREAM_URL", up);
-    s->env[n++] = env_kv("REQRUN_HTTP_THREADS", "256");
+    /* REQRUN_TEST_HTTP_THREADS: fewer workers where threads are dear (valgrind) */
+    const char *threads = getenv("REQRUN_TEST_HTTP_THREADS");
+    s->env[n++] = env_kv("REQRUN_HTTP_THREADS", threads != NULL ? threads : "256");
     s->env[n++] = env_kv("REQRUN_SHUTDOWN_DELAY_S", "0");
     if (o->cluster)
         s->env[n++] = env_kv("REQRUN_REPLICAS", "3");

@@ -6,6 +6,7 @@
  *   REQRUN_TEST_TIME_SCALE     multiplies every timeout (sanitizer builds are slower)
  *   REQRUN_TEST_SERVICE_WRAP   command prefix for the services, e.g. "valgrind -q ..."
  *   REQRUN_TEST_KEEP           keep temp dirs (logs) after the test
+ *   REQRUN_TEST_HTTP_THREADS   the ingress's REQRUN_HTTP_THREADS (default 256)
  */
 #ifndef RT_HARNESS_H
 #define RT_HARNESS_H
