@@ -30,6 +30,6 @@ for t in $(ctest --test-dir build -N -L unit | awk '/Test +#/ {print $3}'); do
   $vg "build/bin/$t" >/dev/null 2>build/valgrind-$t.log || { cat build/valgrind-$t.log; echo "valgrind: $t"; exit 1; }
 done
 echo "unit tests clean under valgrind"
-REQRUN_TEST_SERVICE_WRAP="$vg" REQRUN_TEST_TIME_SCALE=10 \
+REQRUN_TEST_SERVICE_WRAP="$vg" REQRUN_TEST_TIME_SCALE=10 REQRUN_TEST_HTTP_THREADS=16 \
   ctest --test-dir build --output-on-failure --no-tests=error -R '^test_e2e_basic$'
 echo "services clean under valgrind"

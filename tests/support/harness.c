@@ -166,7 +166,7 @@ bool rt_proc_start(rt_proc *p, const char *name, char *const argv[], char *const
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        execve(args[0], args, envp);
+        execvpe(args[0], args, envp); /* PATH lookup: the wrapper may be "valgrind ..." */
         fprintf(stderr, "exec %s: %s\n", args[0], strerror(errno));
         _exit(127);
     }
@@ -501,7 +501,7 @@ bool rt_stack_start(rt_stack *s, const rt_stack_opts *o)
 
     char **env = merged_env(s, NULL, NULL);
     char *margv[] = {RT_BIN_DIR "/reqrun-mockllm", NULL};
-    bool ok = rt_proc_start(&s->mock, "mockllm", margv, env, s->dir, false);
+    bool ok = rt_proc_start(&s->mock, "mockllm", margv, env, s->dir, s->wrap);
     free(env);
     char url[96];
     snprintf(url, sizeof url, "%s/healthz", s->mock_base);
@@ -531,7 +531,11 @@ bool rt_stack_stop(rt_stack *s)
             clean = false;
         }
     }
-    rt_proc_stop(&s->mock, SIGTERM, t);
+    st = rt_proc_stop(&s->mock, SIGTERM, t);
+    if (st != 0 && st != -1) {
+        fprintf(stderr, "harness: mockllm exited with %d\n", st);
+        clean = false;
+    }
     if (s->is_cluster)
         rt_cluster_stop(&s->cluster);
     else
