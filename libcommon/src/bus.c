@@ -149,6 +149,10 @@ static natsStatus build_options(natsOptions **out, const rr_config *cfg, const c
         s = natsOptions_SetClosedCB(o, on_closed, bus);
     if (s == NATS_OK)
         s = natsOptions_SetErrorHandler(o, on_async_error, bus);
+    /* nats.c names every reply inbox it creates (JetStream API, PubAcks, KV reads) with
+     * this prefix; the continuous pull's inbox follows it too (bus_consumer.c). */
+    if (s == NATS_OK)
+        s = natsOptions_SetCustomInboxPrefix(o, cfg->nats_inbox_prefix);
     if (s == NATS_OK && cfg->nats_creds != NULL)
         s = natsOptions_SetUserCredentialsFromFiles(o, cfg->nats_creds, NULL);
     if (s == NATS_OK && cfg->nats_user != NULL)
@@ -201,6 +205,7 @@ rr_status rr_bus_connect(rr_bus **out, const rr_config *cfg, const char *client_
         return RR_NOMEM;
     pthread_mutex_init(&bus->closed_mu, NULL);
     pthread_cond_init(&bus->closed_cv, NULL);
+    snprintf(bus->inbox_prefix, sizeof bus->inbox_prefix, "%s", cfg->nats_inbox_prefix);
     /* No spinning on nats.c's locks: on a couple of cores a spinning thread only steals
      * time from the one holding the lock. */
     nats_Open(0);

@@ -256,10 +256,14 @@ rr_status rr_bus_consumer_start(rr_bus *bus, const char *stream, const char *dur
     c->max_held = max_held > 0 ? max_held : 1;
     snprintf(c->next_subject, sizeof c->next_subject, "$JS.API.CONSUMER.MSG.NEXT.%s.%s", stream,
              durable);
+    /* natsInbox_Create ignores the connection's custom prefix: keep its unique part
+     * ("_INBOX.<nuid>") under REQRUN_NATS_INBOX_PREFIX. */
     natsInbox *inbox = NULL;
     natsStatus s = natsInbox_Create(&inbox);
     if (s == NATS_OK) {
-        snprintf(c->inbox, sizeof c->inbox, "%s", (const char *)inbox);
+        const char *unique = strchr((const char *)inbox, '.');
+        snprintf(c->inbox, sizeof c->inbox, "%s.%s", bus->inbox_prefix,
+                 unique != NULL ? unique + 1 : (const char *)inbox);
         natsInbox_Destroy(inbox);
         s = natsConnection_Subscribe(&c->sub, bus->nc, c->inbox, on_pulled, c);
     }

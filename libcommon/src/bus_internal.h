@@ -27,6 +27,7 @@ struct rr_bus {
     atomic_bool closing;
     atomic_int_fast64_t ready_checked_ms;
     atomic_bool ready_cached;
+    char inbox_prefix[72]; /* REQRUN_NATS_INBOX_PREFIX: reply subjects start "<it>." */
     /* nats.c calls the connection callbacks on its own thread, also after Close: the
      * bus is freed only once the closed callback, the last one, has run */
     pthread_mutex_t closed_mu;

@@ -33,6 +33,9 @@ static const config_entry config_table[] = {
     {"REQRUN_NATS_PASSWORD", T_SECRET, F(nats_password), NULL, NOB, "NATS password"},
     {"REQRUN_NATS_TLS_CA", T_STR, F(nats_tls_ca), NULL, NOB,
      "CA file for TLS to NATS (turns TLS on)"},
+    {"REQRUN_NATS_INBOX_PREFIX", T_STR, F(nats_inbox_prefix), "_INBOX", NOB,
+     "subject prefix of this process's reply inboxes (one per service lets NATS users "
+     "subscribe to their own replies only)"},
     {"REQRUN_LISTEN", T_STR, F(listen), "127.0.0.1:8080", NOB, "ingress HTTP listen address"},
     {"REQRUN_EXECUTOR_LISTEN", T_STR, F(executor_listen), "127.0.0.1:8081", NOB,
      "executor's /healthz, /readyz, /metrics"},
@@ -200,8 +203,30 @@ static rr_status load_entry(rr_config *cfg, const config_entry *e, char *err, si
     return RR_ERR;
 }
 
+/* A subject without wildcards, empty tokens or spaces: what an inbox prefix must be. */
+static bool is_literal_subject(const char *s)
+{
+    if (s[0] == '\0' || strlen(s) > 64)
+        return false;
+    char prev = '.';
+    for (const char *p = s; *p != '\0'; p++) {
+        if (*p == '.' && prev == '.')
+            return false;
+        if (*p == '*' || *p == '>' || isspace((unsigned char)*p) || !isprint((unsigned char)*p))
+            return false;
+        prev = *p;
+    }
+    return prev != '.';
+}
+
 static rr_status check_rules(rr_config *cfg, char *err, size_t errlen)
 {
+    if (!is_literal_subject(cfg->nats_inbox_prefix)) {
+        snprintf(err, errlen,
+                 "REQRUN_NATS_INBOX_PREFIX must be a subject of up to 64 characters without "
+                 "wildcards, spaces or empty tokens");
+        return RR_CONFIG;
+    }
     if (cfg->deadline_s >= cfg->record_ttl_s) {
         snprintf(err, errlen, "REQRUN_DEADLINE_S must be below REQRUN_RECORD_TTL_S");
         return RR_CONFIG;

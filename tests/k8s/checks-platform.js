@@ -196,6 +196,16 @@ function checkNatsUsers(ov, g, err) {
         err(`${where}: NATS user ${setting(g, env, 'REQRUN_NATS_USER')} is not in k8s/nats/values.yaml`);
         continue;
       }
+      // Replies come to "<REQRUN_NATS_INBOX_PREFIX>.>", which only this user may read.
+      const prefix = env.has('REQRUN_NATS_INBOX_PREFIX') ? setting(g, env, 'REQRUN_NATS_INBOX_PREFIX') : '_INBOX';
+      const subs = ((user.permissions || {}).subscribe || {}).allow || [];
+      if (prefix === '_INBOX' || !subs.includes(`${prefix}.>`))
+        err(`${where}: REQRUN_NATS_INBOX_PREFIX ${prefix} is not a subscribe permission of ${user.user} of its own`);
+      for (const other of users.values()) {
+        const theirs = ((other.permissions || {}).subscribe || {}).allow || [];
+        if (other !== user && theirs.some((s) => s === '>' || s === '_INBOX.>' || s === `${prefix}.>`))
+          err(`${where}: NATS user ${other.user} may read the replies of ${user.user}`);
+      }
       const v = /^<<\s*\$(\w+)\s*>>$/.exec(user.password || '');
       const serverRef = v && serverEnv[v[1]]?.valueFrom?.secretKeyRef;
       const ours = (env.get('REQRUN_NATS_PASSWORD') || {}).secret;

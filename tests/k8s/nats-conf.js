@@ -13,7 +13,7 @@ const merge = values.config.merge;
 merge.accounts.REQRUN.users.push({
   user: `client-${tenant}`,
   password: '<< $NATS_PASSWORD_CLIENT >>',
-  permissions: { publish: { allow: [`reqrun.submit.${tenant}`] }, subscribe: { allow: ['_INBOX.>'] } },
+  permissions: { publish: { allow: [`reqrun.submit.${tenant}`] }, subscribe: { allow: [`_INBOX_client-${tenant}.>`] } },
 });
 // The chart's jetstream.merge (sync_interval) is left out: the local server is Debian's
 // 2.9.10, which lacks it (PLATFORM.md).

@@ -71,7 +71,8 @@ export REQRUN_NATS_URL=nats://127.0.0.1:$nats_port REQRUN_LISTEN=127.0.0.1:$ingr
   REQRUN_WEBHOOK_SECRETS_FILE=$dir/webhook-secrets
 as_user() { # as_user NAME: the env of ReqRun user reqrun-NAME
   local pw="NATS_PASSWORD_${1^^}"
-  echo "REQRUN_NATS_USER=reqrun-$1" "REQRUN_NATS_PASSWORD=${!pw}"
+  echo "REQRUN_NATS_USER=reqrun-$1" "REQRUN_NATS_PASSWORD=${!pw}" \
+    "REQRUN_NATS_INBOX_PREFIX=_INBOX_reqrun-$1"
 }
 
 echo "== provisioning: only reqrun-provision may"
@@ -175,6 +176,13 @@ expect 200 chat.completion "$out"
 out=$(node "$here/nats-request.js" "$nats_port" client-plain "$NATS_PASSWORD_CLIENT" \
   reqrun.submit.plain "{$msgs,\"wait\":true}") || fail "NATS-native submit: $out"
 expect 200 chat.completion "$out"
+# ... and cannot read the ingress's replies (records read from the KV bucket).
+if out=$(INBOX=_INBOX_reqrun-ingress.spy node "$here/nats-request.js" "$nats_port" client-plain \
+  "$NATS_PASSWORD_CLIENT" reqrun.submit.plain "{$msgs,\"wait\":true}" 2>&1); then
+  fail "client-plain subscribed to the ingress's inbox: $out"
+fi
+grep -q "Permissions Violation for Subscription" <<<"$out" || fail "client-plain spying: $out"
+seen=$(wc -l <"$dir/nats.log")
 curl -fsS "http://127.0.0.1:$executor_port/metrics" | grep -q '^reqrun_consumer_pending' ||
   fail "executor metrics lack the consumer gauges"
 

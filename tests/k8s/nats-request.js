@@ -1,11 +1,12 @@
 // A NATS-native submit (DESIGN §5) over the raw NATS protocol, so the test needs no NATS
 // client library: request on reqrun.submit.<tenant>, print "<Reqrun-Status> <body>".
-// Usage: node nats-request.js PORT USER PASSWORD SUBJECT BODY
+// Usage: [INBOX=subject] node nats-request.js PORT USER PASSWORD SUBJECT BODY
+// The reply inbox is "_INBOX_<USER>.<pid>" (k8s/nats/README.md) unless INBOX names another.
 'use strict';
 const net = require('net');
 
 const [port, user, pass, subject, body] = process.argv.slice(2);
-const inbox = `_INBOX.k8s${process.pid}`;
+const inbox = process.env.INBOX || `_INBOX_${user}.k8s${process.pid}`;
 const sock = net.connect(Number(port), '127.0.0.1');
 let buf = Buffer.alloc(0);
 const timer = setTimeout(() => fail('no reply within 20 s'), 20000);

@@ -73,6 +73,9 @@ const MUTATIONS = [
   ['scaling', 'prod', 'unknown account', (o) => { so(o).spec.triggers[0].metadata.account = '$G'; }],
   ['natsUsers', 'prod', 'unknown NATS user', (o) => { envVar(ctr(o, 'reqrun-executor'), 'REQRUN_NATS_USER').value = 'executor'; }],
   ['natsUsers', 'prod', "another user's password", (o) => { envVar(ctr(o, 'reqrun-executor'), 'REQRUN_NATS_PASSWORD').valueFrom.secretKeyRef.key = 'ingress'; }],
+  ['natsUsers', 'prod', 'default inbox prefix', (o) => { const w = ctr(o, 'reqrun-executor'); w.env = w.env.filter((e) => e.name !== 'REQRUN_NATS_INBOX_PREFIX'); }],
+  ['natsUsers', 'prod', "another user's inbox prefix", (o) => { envVar(ctr(o, 'reqrun-executor'), 'REQRUN_NATS_INBOX_PREFIX').value = '_INBOX_reqrun-ingress'; }],
+  ['natsUsers', 'prod', 'a user reads every inbox', (o, g) => { g.values.config.merge.accounts.REQRUN.users[3].permissions.subscribe.allow.push('_INBOX.>'); }],
   ['natsUsers', 'prod', 'prod with R1 streams', (o) => { cm(o).data.REQRUN_REPLICAS = '1'; }],
   ['natsValues', null, 'no sync_interval', (g) => { delete g.values.config.jetstream.merge.sync_interval; }],
   ['natsValues', null, 'max_payload too small', (g) => { g.values.config.merge.max_payload = '<< 1MB >>'; }],
@@ -93,7 +96,7 @@ function run(overlays, g) {
     const facts = structuredClone(g);
     const target = ovs.find((o) => o.name === overlay);
     if (overlay && !target) throw new Error(`self-test: no overlay ${overlay}`);
-    mutate(overlay ? target.objs : facts);
+    mutate(overlay ? target.objs : facts, facts);
     const errors = runChecks(overlay ? [target] : [], facts, check);
     if (errors.length === 0) {
       failed++;

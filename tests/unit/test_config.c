@@ -163,6 +163,7 @@ static void test_defaults(void **state)
     assert_null(cfg.nats_user);
     assert_null(cfg.nats_password);
     assert_null(cfg.nats_tls_ca);
+    assert_string_equal(cfg.nats_inbox_prefix, "_INBOX");
     assert_string_equal(cfg.listen, "127.0.0.1:8080");
     assert_string_equal(cfg.executor_listen, "127.0.0.1:8081");
     assert_string_equal(cfg.mock_listen, "127.0.0.1:8090");
@@ -347,6 +348,19 @@ static void test_cross_field_rules(void **state)
     setenv("REQRUN_RETRY_BASE_MS", "2000", 1);
     load_refused("REQRUN_RETRY_MAX_MS", "1999", "REQRUN_RETRY_MAX_MS");
     unsetenv("REQRUN_RETRY_BASE_MS");
+
+    /* the inbox prefix is a literal subject */
+    setenv("REQRUN_NATS_INBOX_PREFIX", "_INBOX_reqrun-ingress.a1", 1);
+    load_ok(&cfg);
+    assert_string_equal(cfg.nats_inbox_prefix, "_INBOX_reqrun-ingress.a1");
+    rr_config_free(&cfg);
+    static const char *const bad_prefixes[] = {
+        "_INBOX.>", "_INBOX.*", "a..b", ".a", "a.", "a b", "a\tb",
+        "x2345678901234567890123456789012345678901234567890123456789012345",
+    };
+    for (size_t i = 0; i < sizeof bad_prefixes / sizeof bad_prefixes[0]; i++)
+        load_refused("REQRUN_NATS_INBOX_PREFIX", bad_prefixes[i], "REQRUN_NATS_INBOX_PREFIX");
+    unsetenv("REQRUN_NATS_INBOX_PREFIX");
 }
 
 static void test_api_key_file(void **state)

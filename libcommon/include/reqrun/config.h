@@ -17,6 +17,7 @@ typedef struct rr_config {
     char *nats_user;
     char *nats_password;
     char *nats_tls_ca;
+    char *nats_inbox_prefix;
     /* listen addresses */
     char *listen;
     char *executor_listen;
