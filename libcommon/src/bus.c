@@ -87,7 +87,9 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus
 {
     (void)nc;
     (void)sub;
-    (void)closure;
+    rr_bus *bus = closure;
+    if (err == NATS_NOT_PERMITTED)
+        atomic_store(&bus->denied, true);
     rr_error("nats async error: %s", natsStatus_GetText(err));
 }
 
@@ -103,11 +105,30 @@ static void on_pub_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, 
     natsMsg_Destroy(msg);
 }
 
-static bool stop_signal_pending(void)
+bool rr_bus_stop_signal_pending(void)
 {
     sigset_t pending;
     return sigpending(&pending) == 0 &&
            (sigismember(&pending, SIGTERM) == 1 || sigismember(&pending, SIGINT) == 1);
+}
+
+/* REQRUN_NATS_URL lists the servers comma-separated; natsOptions_SetURL takes one. */
+#define MAX_SERVERS 32
+
+static natsStatus set_servers(natsOptions *o, const char *urls)
+{
+    char *copy = strdup(urls);
+    if (copy == NULL)
+        return NATS_NO_MEMORY;
+    const char *servers[MAX_SERVERS];
+    int n = 0;
+    char *save = NULL;
+    for (char *u = strtok_r(copy, ", \t", &save); u != NULL && n < MAX_SERVERS;
+         u = strtok_r(NULL, ", \t", &save))
+        servers[n++] = u;
+    natsStatus s = n > 0 ? natsOptions_SetServers(o, servers, n) : NATS_INVALID_ARG;
+    free(copy);
+    return s;
 }
 
 static natsStatus build_options(natsOptions **out, const rr_config *cfg, const char *name,
@@ -116,7 +137,7 @@ static natsStatus build_options(natsOptions **out, const rr_config *cfg, const c
     natsOptions *o = NULL;
     natsStatus s = natsOptions_Create(&o);
     if (s == NATS_OK)
-        s = natsOptions_SetURL(o, cfg->nats_url);
+        s = set_servers(o, cfg->nats_url);
     if (s == NATS_OK)
         s = natsOptions_SetName(o, name);
     if (s == NATS_OK)
@@ -222,7 +243,7 @@ rr_status rr_bus_connect(rr_bus **out, const rr_config *cfg, const char *client_
         /* a server that is not up yet is worth waiting for; a refused identity is not,
          * nor is a SIGTERM (blocked by the services, so pending here) */
         if (s == NATS_OK || s == NATS_CONNECTION_AUTH_FAILED || s == NATS_SSL_ERROR ||
-            s == NATS_NOT_PERMITTED || rr_mono_ms() > give_up || stop_signal_pending())
+            s == NATS_NOT_PERMITTED || rr_mono_ms() > give_up || rr_bus_stop_signal_pending())
             break;
         rr_warn("nats connect to %s: %s; retrying", cfg->nats_url, natsStatus_GetText(s));
         nats_Sleep(500);

@@ -27,6 +27,7 @@ struct rr_bus {
     atomic_bool closing;
     atomic_int_fast64_t ready_checked_ms;
     atomic_bool ready_cached;
+    atomic_bool denied; /* the server refused a publish or subscription (permissions) */
     char inbox_prefix[72]; /* REQRUN_NATS_INBOX_PREFIX: reply subjects start "<it>." */
     /* nats.c calls the connection callbacks on its own thread, also after Close: the
      * bus is freed only once the closed callback, the last one, has run */
@@ -37,6 +38,9 @@ struct rr_bus {
 
 /* Bucket names, indexed by rr_kv_bucket. */
 extern const char *const rr_bus_bucket_names[2];
+
+/* SIGTERM or SIGINT is pending (the services block them): stop waiting at start-up. */
+bool rr_bus_stop_signal_pending(void);
 
 /* nats.c's status as ReqRun's. */
 rr_status rr_bus_status_of(natsStatus s);

@@ -8,11 +8,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define EVENTS_MAX_AGE_S (72 * 3600)
 #define EVENTS_DEDUP_S 120
 #define WEBHOOKS_ACK_WAIT_S 60
 #define WEBHOOKS_MAX_ACK_PENDING 10000
+/* A fresh or recovering cluster answers JetStream API calls late until its meta group
+ * and streams have leaders: transient errors are retried for this long. */
+#define SETUP_RETRY_MS 60000
+#define SETUP_RETRY_FIRST_MS 250
+#define SETUP_RETRY_MAX_MS 4000
 
 /* ---- provisioning (DESIGN §5) ---- */
 
@@ -263,6 +269,17 @@ static rr_status setup_bucket(setup_ctx *c, rr_kv_bucket which, int64_t ttl_s, b
     return RR_OK;
 }
 
+static rr_status setup_once(setup_ctx *c)
+{
+    rr_status r;
+    if ((r = setup_requests_stream(c)) != RR_OK || (r = setup_events_stream(c)) != RR_OK ||
+        (r = setup_consumers(c)) != RR_OK ||
+        (r = setup_bucket(c, RR_KV_RECORDS, c->cfg->record_ttl_s, true)) != RR_OK ||
+        (r = setup_bucket(c, RR_KV_NONCES, RR_NONCE_TTL_S, false)) != RR_OK)
+        return r;
+    return RR_OK;
+}
+
 rr_status rr_bus_setup(rr_bus *bus, const rr_config *cfg, char *err, size_t errlen)
 {
     setup_ctx c = {bus, cfg, err, errlen};
@@ -275,12 +292,18 @@ rr_status rr_bus_setup(rr_bus *bus, const rr_config *cfg, char *err, size_t errl
                  (long long)(cfg->max_body_bytes + RR_PAYLOAD_HEADROOM));
         return RR_CONFIG;
     }
-    rr_status r;
-    if ((r = setup_requests_stream(&c)) != RR_OK || (r = setup_events_stream(&c)) != RR_OK ||
-        (r = setup_consumers(&c)) != RR_OK ||
-        (r = setup_bucket(&c, RR_KV_RECORDS, cfg->record_ttl_s, true)) != RR_OK ||
-        (r = setup_bucket(&c, RR_KV_NONCES, RR_NONCE_TTL_S, false)) != RR_OK)
-        return r;
-    return RR_OK;
+    int64_t give_up = rr_mono_ms() + SETUP_RETRY_MS;
+    int64_t backoff = SETUP_RETRY_FIRST_MS;
+    for (;;) {
+        rr_status r = setup_once(&c);
+        /* a request the server refused to pass on times out too: not worth retrying */
+        if ((r != RR_TIMEOUT && r != RR_UNAVAILABLE) || atomic_load(&bus->denied) ||
+            rr_mono_ms() + backoff > give_up || rr_bus_stop_signal_pending())
+            return r;
+        rr_warn("NATS resources: %s; retrying in %lld ms", err, (long long)backoff);
+        struct timespec ts = {(time_t)(backoff / 1000), (long)(backoff % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        backoff = backoff * 2 > SETUP_RETRY_MAX_MS ? SETUP_RETRY_MAX_MS : backoff * 2;
+    }
 }
 

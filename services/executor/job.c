@@ -136,10 +136,16 @@ static rr_status claim(rr_executor *ex, rr_job *job, int64_t now)
     return RR_OK;
 }
 
+/* This delivery claimed the record last (its state aside). */
+static bool claimed_by_us(rr_executor *ex, const rr_job *job, const rr_record *rec)
+{
+    return rec->owner_delivery == job->meta.consumer_seq &&
+           strcmp(rec->owner_instance, ex->cfg->instance_id) == 0;
+}
+
 static bool owned_by_us(rr_executor *ex, const rr_job *job, const rr_record *rec)
 {
-    return rec->state == RR_STATE_PROCESSING && rec->owner_delivery == job->meta.consumer_seq &&
-           strcmp(rec->owner_instance, ex->cfg->instance_id) == 0;
+    return rec->state == RR_STATE_PROCESSING && claimed_by_us(ex, job, rec);
 }
 
 /* ---- begin: decode, read or create, decide, claim ---- */
@@ -163,14 +169,23 @@ static bool request_valid(rr_executor *ex, rr_job *job)
     return true;
 }
 
-/* Creates the missing record directly as processing (one write: the hot path). */
-static rr_status create_processing(rr_executor *ex, rr_job *job, int64_t now)
+/* The missing record, made processing and owned by this delivery (not yet written). */
+static rr_status new_processing(rr_executor *ex, rr_job *job, int64_t now)
 {
     rr_record_free(&job->rec);
     rr_status s = rr_record_from_request(&job->rec, &job->req, RR_STATE_QUEUED,
                                          job->meta.stream_seq, now);
     if (s == RR_OK)
         s = claim(ex, job, now);
+    if (s != RR_OK)
+        rr_record_free(&job->rec);
+    return s;
+}
+
+/* Creates the missing record directly as processing (one write). */
+static rr_status create_processing(rr_executor *ex, rr_job *job, int64_t now)
+{
+    rr_status s = new_processing(ex, job, now);
     if (s == RR_OK)
         s = rr_store_put(ex->bus, &job->rec, 0, &job->rev, NULL);
     if (s != RR_OK)
@@ -229,7 +244,25 @@ static decision_kind decide(rr_executor *ex, rr_job *job, int64_t now, int64_t *
     return D_CLAIM;
 }
 
-static void start_call(rr_executor *ex, rr_job *job);
+static void start_call(rr_executor *ex, rr_job *job, int parts);
+static bool finish(rr_executor *ex, rr_job *job);
+
+/* A part of the job ended; true for the last one, which goes on to finish. */
+static bool part_done(rr_job *job)
+{
+    return atomic_fetch_sub(&job->parts, 1) == 1;
+}
+
+/* The hot path: a first delivery whose record does not exist yet. The upstream call
+ * starts at once and the processing record is written meanwhile, so the write costs no
+ * time on the way to the answer. Should the write fail, finish discards the result. */
+static bool begin_first(rr_executor *ex, rr_job *job)
+{
+    start_call(ex, job, 2);
+    rr_status s = rr_store_put(ex->bus, &job->rec, 0, &job->rev, NULL);
+    job->created = s;
+    return part_done(job) ? finish(ex, job) : false;
+}
 
 static bool begin(rr_executor *ex, rr_job *job)
 {
@@ -247,13 +280,10 @@ static bool begin(rr_executor *ex, rr_job *job)
                       "handed_back");
 
     int64_t now = rr_now_ms();
-    /* The hot path: a first delivery creates the record directly as processing (one
-     * write), unless the ingress said it writes the record itself. */
+    /* The hot path, unless the ingress said it writes the record itself. */
     if (job->meta.num_delivered == 1 && !job->req.record_by_ingress &&
-        now < job->req.deadline_ms && create_processing(ex, job, now) == RR_OK) {
-        start_call(ex, job);
-        return false;
-    }
+        now < job->req.deadline_ms && new_processing(ex, job, now) == RR_OK)
+        return begin_first(ex, job);
     for (int round = 0; round < MAX_CAS_ROUNDS; round++) {
         now = rr_now_ms();
         rr_record_free(&job->rec);
@@ -264,7 +294,7 @@ static bool begin(rr_executor *ex, rr_job *job)
             if (now < job->req.deadline_ms) {
                 s = create_processing(ex, job, now);
                 if (s == RR_OK) {
-                    start_call(ex, job);
+                    start_call(ex, job, 1);
                     return false;
                 }
                 if (s == RR_EXISTS)
@@ -312,7 +342,7 @@ static bool begin(rr_executor *ex, rr_job *job)
             if (s != RR_OK)
                 return settle(ex, job, RR_SETTLE_NAK, TRANSIENT_NAK_MS, "transient");
             if (!term) {
-                start_call(ex, job);
+                start_call(ex, job, 1);
                 return false;
             }
             log_terminal(ex, job);
@@ -335,11 +365,14 @@ static void on_call_done(rr_call *call, void *ctx)
     job->phase = RR_JOB_CALLED;
     rr_executor *ex = job->ex;
     pthread_mutex_unlock(&job->mu);
-    rr_executor_enqueue(ex, job);
+    if (part_done(job))
+        rr_executor_enqueue(ex, job);
 }
 
-static void start_call(rr_executor *ex, rr_job *job)
+/* Starts the upstream call; PARTS counts it and what else runs before finish. */
+static void start_call(rr_executor *ex, rr_job *job, int parts)
 {
+    atomic_store(&job->parts, parts);
     int64_t now = rr_now_ms();
     int64_t timeout = ex->cfg->upstream_timeout_s * 1000;
     int64_t remaining = job->rec.deadline_ms - now;
@@ -350,7 +383,8 @@ static void start_call(rr_executor *ex, rr_job *job)
         /* Cancelled before the call started: finish as an aborted call. */
         job->phase = RR_JOB_CALLED;
         pthread_mutex_unlock(&job->mu);
-        rr_executor_enqueue(ex, job);
+        if (part_done(job))
+            rr_executor_enqueue(ex, job);
         return;
     }
     job->phase = RR_JOB_CALLING;
@@ -361,7 +395,7 @@ static void start_call(rr_executor *ex, rr_job *job)
     if (s != RR_OK)
         job->phase = RR_JOB_CALLED; /* no call: finishes as aborted below */
     pthread_mutex_unlock(&job->mu);
-    if (s != RR_OK)
+    if (s != RR_OK && part_done(job))
         rr_executor_enqueue(ex, job);
 }
 
@@ -509,8 +543,26 @@ static rr_settle apply_outcome(rr_executor *ex, rr_job *job, const outcome *o, i
     return RR_SETTLE_TERM;
 }
 
-/* After a lost compare-and-set: is the fresh record still ours to write? */
-typedef enum { RELOAD_OURS, RELOAD_TERMINAL, RELOAD_LOST, RELOAD_ERROR } reload_result;
+/* How a delivery settles once REC is stored: as apply_outcome decided when writing it. */
+static rr_settle settle_for(const rr_record *rec, int64_t now, int64_t *nak_ms)
+{
+    *nak_ms = 0;
+    if (rec->state == RR_STATE_COMPLETED)
+        return RR_SETTLE_ACK;
+    if (rr_state_terminal(rec->state))
+        return RR_SETTLE_TERM;
+    *nak_ms = rec->next_attempt_ms > now ? rec->next_attempt_ms - now : 0;
+    return RR_SETTLE_NAK;
+}
+
+/* After a failed write: did it land after all, is the fresh record still ours to write? */
+typedef enum {
+    RELOAD_LANDED, /* our write timed out, yet was applied */
+    RELOAD_OURS,
+    RELOAD_TERMINAL,
+    RELOAD_LOST,
+    RELOAD_ERROR,
+} reload_result;
 
 static reload_result reload(rr_executor *ex, rr_job *job)
 {
@@ -518,17 +570,65 @@ static reload_result reload(rr_executor *ex, rr_job *job)
     uint64_t rev = 0;
     if (rr_store_get(ex->bus, job->req.tenant, job->req.id, &fresh, &rev) != RR_OK)
         return RELOAD_ERROR;
-    reload_result r = rr_state_terminal(fresh.state) ? RELOAD_TERMINAL
-                      : owned_by_us(ex, job, &fresh) ? RELOAD_OURS
-                                                      : RELOAD_LOST;
+    /* only this delivery moves a record it claimed on from processing */
+    reload_result r = claimed_by_us(ex, job, &fresh) && fresh.state != RR_STATE_PROCESSING
+                          ? RELOAD_LANDED
+                      : rr_state_terminal(fresh.state) ? RELOAD_TERMINAL
+                      : owned_by_us(ex, job, &fresh)   ? RELOAD_OURS
+                                                       : RELOAD_LOST;
     rr_record_free(&job->rec);
     job->rec = fresh;
     job->rev = rev;
     return r;
 }
 
+/* The hot path's write of the processing record failed while the call ran. Keeps the
+ * call's result when the record can still be ours: the write timed out yet landed, the
+ * ingress wrote the record as queued after its wait ran out (claimed now, as begin
+ * would), or NATS comes back while the message is still ours (written again). */
+static bool recover_record(rr_executor *ex, rr_job *job)
+{
+    int64_t backoff = WRITE_RETRY_FIRST_MS;
+    int64_t give_up = rr_mono_ms() + ex->cfg->ack_wait_s * 2000;
+    for (int found = 0; found < MAX_CAS_ROUNDS;) {
+        rr_record fresh;
+        uint64_t rev = 0;
+        rr_status s = rr_store_get(ex->bus, job->req.tenant, job->req.id, &fresh, &rev);
+        if (s == RR_OK) {
+            found++;
+            rr_record_free(&job->rec);
+            job->rec = fresh;
+            job->rev = rev;
+            int64_t nak_ms = 0;
+            return owned_by_us(ex, job, &job->rec) ||
+                   decide(ex, job, rr_now_ms(), &nak_ms) == D_CLAIM;
+        }
+        if (s == RR_NOT_FOUND) { /* job->rec is still the processing record */
+            s = rr_store_put(ex->bus, &job->rec, 0, &job->rev, NULL);
+            if (s == RR_OK)
+                return true;
+            if (s == RR_EXISTS) {
+                found++;
+                continue;
+            }
+        }
+        if (s == RR_INVALID || rr_mono_ms() + backoff > give_up)
+            return false;
+        struct timespec ts = {backoff / 1000, (backoff % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        backoff = backoff * 2 > WRITE_RETRY_MAX_MS ? WRITE_RETRY_MAX_MS : backoff * 2;
+    }
+    return false;
+}
+
 static bool finish(rr_executor *ex, rr_job *job)
 {
+    if (job->created != RR_OK && !recover_record(ex, job)) {
+        /* redelivery decides from the record, whatever it turns out to be */
+        rr_log(RR_LOG_WARN, JOB_CTX(job), "processing record not written (%s): result discarded",
+               rr_status_str(job->created));
+        return settle(ex, job, RR_SETTLE_NAK, TRANSIENT_NAK_MS, "transient");
+    }
     outcome o = read_outcome(ex, job);
     rr_counter_add(ex->m.attempts, rr_outcome_str(o.d.outcome), NULL, 1);
     int64_t backoff = WRITE_RETRY_FIRST_MS;
@@ -538,17 +638,9 @@ static bool finish(rr_executor *ex, rr_job *job)
         rr_settle how = apply_outcome(ex, job, &o, rr_now_ms(), &nak_ms);
         rr_status es = RR_OK;
         rr_status s = rr_store_put(ex->bus, &job->rec, job->rev, &job->rev, &es);
-        if (s == RR_OK) {
-            bool term = rr_state_terminal(job->rec.state);
-            if (term)
-                log_terminal(ex, job);
-            if (term && es != RR_OK)
-                how = RR_SETTLE_DROP; /* redelivery finds it terminal and re-sends the event */
-            return settle(ex, job, how, nak_ms, "processed");
-        }
         if (s == RR_CONFLICT) {
             conflicts++;
-        } else {
+        } else if (s != RR_OK) {
             /* NATS unreachable: keep the result and keep trying while we still own the
              * message (heartbeats go on); past that, redelivery repeats the call. */
             if (rr_mono_ms() + backoff > give_up) {
@@ -560,17 +652,35 @@ static bool finish(rr_executor *ex, rr_job *job)
             nanosleep(&ts, NULL);
             backoff = backoff * 2 > WRITE_RETRY_MAX_MS ? WRITE_RETRY_MAX_MS : backoff * 2;
         }
-        switch (reload(ex, job)) {
-        case RELOAD_OURS:
-        case RELOAD_ERROR:
-            continue; /* e.g. a cancel request landed: apply the outcome again */
-        case RELOAD_TERMINAL:
-            return settle(ex, job, RR_SETTLE_ACK, 0, "lost_race");
-        case RELOAD_LOST:
-            rr_log(RR_LOG_WARN, JOB_CTX(job),
-                   "another delivery owns the request: result discarded");
-            return settle(ex, job, RR_SETTLE_DROP, 0, "stale");
+        if (s != RR_OK) {
+            switch (reload(ex, job)) {
+            case RELOAD_OURS:
+            case RELOAD_ERROR:
+                continue; /* e.g. a cancel request landed: apply the outcome again */
+            case RELOAD_LANDED:
+                /* a write of ours timed out, yet was applied: its event was not sent */
+                es = rr_store_publish_event(ex->bus, &job->rec, job->rev,
+                                            rr_state_terminal(job->rec.state));
+                how = settle_for(&job->rec, rr_now_ms(), &nak_ms);
+                break;
+            case RELOAD_TERMINAL:
+                /* Another writer finished it: its event must be stored before the ack (as
+                 * in begin); sending it again is harmless (same message id). */
+                if (rr_store_publish_event(ex->bus, &job->rec, job->rev, true) != RR_OK)
+                    return settle(ex, job, RR_SETTLE_DROP, 0, "transient");
+                return settle(ex, job, RR_SETTLE_ACK, 0, "lost_race");
+            case RELOAD_LOST:
+                rr_log(RR_LOG_WARN, JOB_CTX(job),
+                       "another delivery owns the request: result discarded");
+                return settle(ex, job, RR_SETTLE_DROP, 0, "stale");
+            }
         }
+        bool term = rr_state_terminal(job->rec.state);
+        if (term)
+            log_terminal(ex, job);
+        if (term && es != RR_OK)
+            how = RR_SETTLE_DROP; /* redelivery finds it terminal and re-sends the event */
+        return settle(ex, job, how, nak_ms, "processed");
     }
     return settle(ex, job, RR_SETTLE_DROP, 0, "contended");
 }

@@ -9,6 +9,7 @@
 #include "reqrun/record.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -30,6 +31,10 @@ struct rr_job {
     rr_call *call;
     int64_t call_timeout_ms;
     bool deadline_capped;    /* the call's timeout is the request's deadline */
+    /* Parts still running before finish: the call, and on the hot path also the write of
+     * the processing record (run at once); the part that ends last runs finish. */
+    atomic_int parts;
+    rr_status created;       /* hot path: how the processing record's write went */
     pthread_mutex_t mu;      /* guards settled, cancel_seen, draining, phase vs heartbeats */
     bool settled;
     bool cancel_seen;        /* a cancel message arrived for this request */

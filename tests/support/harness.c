@@ -314,19 +314,16 @@ void rt_nats_stop(rt_nats *n, int sig)
 /* JetStream answers an account info request: the meta group has a leader. */
 bool rt_js_ready(const char *urls)
 {
-    natsOptions *o = NULL;
     natsConnection *nc = NULL;
     jsCtx *js = NULL;
     jsAccountInfo *ai = NULL;
-    bool ok = natsOptions_Create(&o) == NATS_OK && natsOptions_SetURL(o, urls) == NATS_OK &&
-              natsOptions_SetTimeout(o, 1000) == NATS_OK &&
-              natsConnection_Connect(&nc, o) == NATS_OK &&
+    /* the list is comma-separated: natsConnection_ConnectTo splits it, SetURL does not */
+    bool ok = natsConnection_ConnectTo(&nc, urls) == NATS_OK &&
               natsConnection_JetStream(&js, nc, NULL) == NATS_OK &&
               js_GetAccountInfo(&ai, js, NULL, NULL) == NATS_OK;
     jsAccountInfo_Destroy(ai);
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
-    natsOptions_Destroy(o);
     return ok;
 }
 
