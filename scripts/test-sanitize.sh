@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# `make test-sanitize`: the suite under ASan+UBSan (unit, integration, the "san" subset
-# of e2e), the "san" e2e subset under TSan, and valgrind memcheck on the unit tests and
-# on one end-to-end run of each service. Time limits in tests scale with
+# `make test-sanitize`: the whole suite under ASan+UBSan (all but the manifest checks),
+# the "san" subset (unit, integration, e2e) under TSan, and valgrind memcheck on the unit
+# tests and on one end-to-end run of each service. Time limits in tests scale with
 # REQRUN_TEST_TIME_SCALE.
 set -euo pipefail
 jobs=$(nproc)
@@ -14,7 +14,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23 \
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 LSAN_OPTIONS=suppressions=$PWD/tests/sanitizers/lsan.supp \
 REQRUN_TEST_TIME_SCALE=3 \
-  ctest --test-dir build-asan --output-on-failure --no-tests=error -L 'unit|integration|san'
+  ctest --test-dir build-asan --output-on-failure --no-tests=error -LE k8s
 
 echo "== TSan"
 cmake -S . -B build-tsan "${flags[@]}" -DRR_SANITIZE=thread >/dev/null
