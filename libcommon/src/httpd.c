@@ -185,6 +185,27 @@ void rr_http_fail(struct mg_connection *conn, rr_api_code code, const char *mess
     rr_http_send_error(conn, &e, NULL, 0);
 }
 
+int rr_http_send_probe_ok(struct mg_connection *conn, const char *word)
+{
+    char body[64];
+    int n = snprintf(body, sizeof body, "{\"status\":\"%s\"}", word);
+    rr_http_send(conn, 200, "application/json", NULL, 0, body, (size_t)n);
+    return 200;
+}
+
+int rr_http_send_metrics(struct mg_connection *conn, rr_metrics *m)
+{
+    size_t len = 0;
+    char *text = rr_metrics_render(m, &len);
+    if (text == NULL) {
+        rr_http_fail(conn, RR_E_INTERNAL, "out of memory");
+        return 500;
+    }
+    rr_http_send(conn, 200, "text/plain; version=0.0.4", NULL, 0, text, len);
+    free(text);
+    return 200;
+}
+
 rr_status rr_http_read_body(struct mg_connection *conn, size_t max, int64_t timeout_ms,
                             char **body, size_t *len)
 {

@@ -223,9 +223,7 @@ static int handle_requests(struct mg_connection *conn, void *ctx)
 static int handle_healthz(struct mg_connection *conn, void *ctx)
 {
     (void)ctx;
-    static const char ok[] = "{\"status\":\"ok\"}";
-    rr_http_send(conn, 200, "application/json", NULL, 0, ok, sizeof ok - 1);
-    return 200;
+    return rr_http_send_probe_ok(conn, "ok");
 }
 
 static int handle_readyz(struct mg_connection *conn, void *ctx)
@@ -239,23 +237,13 @@ static int handle_readyz(struct mg_connection *conn, void *ctx)
         rr_http_fail(conn, RR_E_UNAVAILABLE, "NATS or the request stream is not reachable");
         return 503;
     }
-    static const char ok[] = "{\"status\":\"ready\"}";
-    rr_http_send(conn, 200, "application/json", NULL, 0, ok, sizeof ok - 1);
-    return 200;
+    return rr_http_send_probe_ok(conn, "ready");
 }
 
 static int handle_metrics(struct mg_connection *conn, void *ctx)
 {
     rr_ingress *ing = ctx;
-    size_t len = 0;
-    char *text = rr_metrics_render(ing->metrics, &len);
-    if (text == NULL) {
-        rr_http_fail(conn, RR_E_INTERNAL, "out of memory");
-        return 500;
-    }
-    rr_http_send(conn, 200, "text/plain; version=0.0.4", NULL, 0, text, len);
-    free(text);
-    return 200;
+    return rr_http_send_metrics(conn, ing->metrics);
 }
 
 static int handle_other(struct mg_connection *conn, void *ctx)

@@ -15,21 +15,14 @@
  * percentiles of the successful requests' latency. Exit status 0 when all succeeded. */
 #define _POSIX_C_SOURCE 200809L
 
-#include <curl/curl.h>
+#include "benchlib.h"
 
 #include <errno.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <time.h>
 #include <unistd.h>
-
-typedef struct buf {
-    char *p;
-    size_t len, cap;
-} buf;
 
 typedef struct xfer {
     CURL *h;
@@ -43,49 +36,6 @@ typedef struct gen {
     int epfd;
     int64_t timer_deadline_ns; /* -1: none */
 } gen;
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
-{
-    buf *b = ud;
-    size_t n = size * nmemb;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 2048;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (p == NULL)
-            return 0;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, data, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return n;
-}
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    buf b = {0};
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (on_body(chunk, 1, n, &b) != n)
-            break;
-    fclose(f);
-    *len = b.len;
-    return b.p != NULL ? b.p : strdup("");
-}
 
 static int on_socket(CURL *e, curl_socket_t s, int what, void *ud, void *sockp)
 {
@@ -112,38 +62,16 @@ static int on_timer(CURLM *m, long timeout_ms, void *ud)
     return 0;
 }
 
-static int cmp_i64(const void *a, const void *b)
-{
-    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-    return (x > y) - (x < y);
-}
-
-static double pct_ms(const int64_t *sorted, size_t n, double p)
-{
-    if (n == 0)
-        return -1;
-    size_t rank = (size_t)((p * (double)n) + 0.999999999);
-    if (rank < 1)
-        rank = 1;
-    if (rank > n)
-        rank = n;
-    return (double)sorted[rank - 1] / 1e6;
-}
-
 static void usage(void)
 {
-    fprintf(stderr, "usage: openloop -u URL -r RATE -t SECONDS [-d BODY | -D FILE] "
-                    "[-H 'Name: value']... [-c MAXCONN] [-e SUBSTRING] [-T TIMEOUT_S]\n");
+    fprintf(stderr, "usage: openloop " BENCH_REQ_USAGE " -r RATE -t SECONDS [-c MAXCONN]\n");
 }
 
 int main(int argc, char **argv)
 {
-    const char *url = NULL, *expect = NULL;
-    char *data = NULL;
-    size_t data_len = 0;
+    bench_req req = BENCH_REQ_INIT;
     double rate = 0, seconds = 0;
-    long maxconn = 1900, timeout_s = 30;
-    struct curl_slist *hdrs = NULL;
+    long maxconn = 1900;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -153,43 +81,25 @@ int main(int argc, char **argv)
             return 2;
         }
         i++;
-        if (strcmp(a, "-u") == 0) {
-            url = v;
-        } else if (strcmp(a, "-r") == 0) {
+        int shared = bench_req_option(&req, a, v);
+        if (shared < 0)
+            return 2;
+        if (shared > 0)
+            continue;
+        if (strcmp(a, "-r") == 0) {
             rate = strtod(v, NULL);
         } else if (strcmp(a, "-t") == 0) {
             seconds = strtod(v, NULL);
-        } else if (strcmp(a, "-d") == 0) {
-            free(data);
-            data = strdup(v);
-            data_len = strlen(v);
-        } else if (strcmp(a, "-D") == 0) {
-            free(data);
-            data = read_file(v, &data_len);
-            if (data == NULL) {
-                perror(v);
-                return 2;
-            }
-        } else if (strcmp(a, "-H") == 0) {
-            hdrs = curl_slist_append(hdrs, v);
         } else if (strcmp(a, "-c") == 0) {
             maxconn = strtol(v, NULL, 10);
-        } else if (strcmp(a, "-e") == 0) {
-            expect = v;
-        } else if (strcmp(a, "-T") == 0) {
-            timeout_s = strtol(v, NULL, 10);
         } else {
             usage();
             return 2;
         }
     }
-    if (url == NULL || rate <= 0 || seconds <= 0 || maxconn < 1) {
+    if (!bench_req_ready(&req) || rate <= 0 || seconds <= 0 || maxconn < 1) {
         usage();
         return 2;
-    }
-    if (data != NULL) {
-        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-        hdrs = curl_slist_append(hdrs, "Expect:");
     }
 
     curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -214,7 +124,7 @@ int main(int argc, char **argv)
     int64_t first_done = -1, last_done = -1, last_send = 0;
 
     int64_t t0 = now_ns() + 10000000; /* 10 ms to set up */
-    int64_t hard_stop = t0 + (int64_t)((seconds + (double)timeout_s + 10) * 1e9);
+    int64_t hard_stop = t0 + (int64_t)((seconds + (double)req.timeout_s + 10) * 1e9);
 
     while (done < total) {
         int64_t now = now_ns();
@@ -228,18 +138,8 @@ int main(int argc, char **argv)
             } else {
                 x = calloc(1, sizeof *x);
                 x->h = curl_easy_init();
-                curl_easy_setopt(x->h, CURLOPT_URL, url);
-                curl_easy_setopt(x->h, CURLOPT_NOSIGNAL, 1L);
-                curl_easy_setopt(x->h, CURLOPT_TCP_NODELAY, 1L);
-                curl_easy_setopt(x->h, CURLOPT_TIMEOUT, timeout_s);
-                curl_easy_setopt(x->h, CURLOPT_WRITEFUNCTION, on_body);
-                curl_easy_setopt(x->h, CURLOPT_WRITEDATA, &x->body);
-                curl_easy_setopt(x->h, CURLOPT_HTTPHEADER, hdrs);
+                bench_req_apply(&req, x->h, &x->body);
                 curl_easy_setopt(x->h, CURLOPT_PRIVATE, x);
-                if (data != NULL) {
-                    curl_easy_setopt(x->h, CURLOPT_POSTFIELDS, data);
-                    curl_easy_setopt(x->h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)data_len);
-                }
             }
             x->sched_ns = t0 + (int64_t)sent * interval_ns;
             x->body.len = 0;
@@ -283,11 +183,8 @@ int main(int argc, char **argv)
             long status = 0;
             curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
             status_hist[status >= 100 && status < 600 ? status / 100 : 0]++;
-            int good = rc == CURLE_OK && status >= 200 && status <= 299;
-            if (good && expect != NULL && (x->body.p == NULL || strstr(x->body.p, expect) == NULL)) {
-                good = 0;
-                body_mismatch++;
-            }
+            bool good = bench_req_succeeded(&req, rc, status, &x->body);
+            body_mismatch += !good && rc == CURLE_OK && status >= 200 && status <= 299;
             if (good) {
                 lat[ok++] = t - x->sched_ns;
                 if (first_done < 0)
@@ -308,8 +205,8 @@ int main(int argc, char **argv)
         }
     }
 
-    qsort(lat, ok, sizeof *lat, cmp_i64);
-    qsort(lag, n_lag, sizeof *lag, cmp_i64);
+    sort_ns(lat, ok);
+    sort_ns(lag, n_lag);
     double span_s = last_done > first_done ? (double)(last_done - first_done) / 1e9 : 0;
     double send_span_s = (double)(last_send - t0) / 1e9;
     printf("{\"offered_rps\":%.1f,\"duration_s\":%.1f,\"scheduled\":%zu,\"sent\":%zu,"
@@ -335,9 +232,8 @@ int main(int argc, char **argv)
     }
     free(lat);
     free(lag);
-    free(data);
-    curl_slist_free_all(hdrs);
     curl_multi_cleanup(g.multi);
+    bench_req_free(&req);
     close(g.epfd);
     curl_global_cleanup();
     return ok == total ? 0 : 1;

@@ -64,9 +64,10 @@ built=$(date -u -r "$bin/reqrun-ingress" +%Y-%m-%dT%H:%M:%SZ)
 # ---- the C tools (not part of the ctest suite) --------------------------------------
 cflags="-std=c11 -O2 -g -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla"
 for t in serial openloop; do
-  if [ ! -x "$tools/$t" ] || [ "$here/$t.c" -nt "$tools/$t" ]; then
+  if [ ! -x "$tools/$t" ] || [ "$here/$t.c" -nt "$tools/$t" ] ||
+     [ "$here/benchlib.c" -nt "$tools/$t" ] || [ "$here/benchlib.h" -nt "$tools/$t" ]; then
     # shellcheck disable=SC2046,SC2086
-    cc $cflags -o "$tools/$t" "$here/$t.c" $(pkg-config --cflags --libs libcurl) ||
+    cc $cflags -o "$tools/$t" "$here/$t.c" "$here/benchlib.c" $(pkg-config --cflags --libs libcurl) ||
       die "building $t"
   fi
 done

@@ -44,6 +44,12 @@ void chaos_run_free(chaos_run *r)
     r->reqs = NULL;
 }
 
+void chaos_mock_latency(chaos_run *r, int latency_ms)
+{
+    for (int i = 0; i < r->n; i++)
+        snprintf(r->reqs[i].mock, sizeof r->reqs[i].mock, "\"latency_ms\":%d", latency_ms);
+}
+
 int64_t chaos_elapsed_ms(const chaos_run *r)
 {
     return rt_now_ms() - r->t0;
@@ -397,6 +403,22 @@ int chaos_busiest_executor(rt_stack *s, double *in_flight)
         }
     }
     return best;
+}
+
+int chaos_await_victim(rt_stack *s, double min_in_flight, double *in_flight)
+{
+    int victim = -1;
+    bool ok;
+    RT_POLL(ok, (victim = chaos_busiest_executor(s, in_flight)) >= 0 && *in_flight >= min_in_flight,
+            15000);
+    return ok ? victim : -1;
+}
+
+void chaos_abandon(chaos_run *r)
+{
+    chaos_join(r);
+    chaos_run_free(r);
+    rt_stack_dump_logs(r->s);
 }
 
 bool chaos_mock_config(rt_stack *s, const char *json)

@@ -96,6 +96,8 @@ typedef struct chaos_figures {
 /* n requests with keys "<name>-<i>", no mock fault, wanting "completed". */
 void chaos_run_init(chaos_run *r, rt_stack *s, const char *name, int n);
 void chaos_run_free(chaos_run *r);
+/* Every request's upstream call takes latency_ms (the mock's "latency_ms"). */
+void chaos_mock_latency(chaos_run *r, int latency_ms);
 /* Starts the client threads. */
 void chaos_start(chaos_run *r);
 /* Waits for every client thread. */
@@ -131,6 +133,12 @@ double chaos_executor_metric(rt_stack *s, int i, const char *name);
 /* The running executor with the most upstream calls in flight (reqrun_upstream_in_flight),
  * and that number; -1 when none answers. */
 int chaos_busiest_executor(rt_stack *s, double *in_flight);
+/* Waits up to 15 s (scaled) for the busiest executor to have at least min_in_flight calls
+ * in flight: the victim of a fault. -1 when none got there: the load never reached the
+ * executors and there is no fault to inject (end the run with chaos_abandon). */
+int chaos_await_victim(rt_stack *s, double min_in_flight, double *in_flight);
+/* Ends a run that cannot go on: waits for its clients, frees it, prints the logs. */
+void chaos_abandon(chaos_run *r);
 /* POST <mock>/mock/config with body json. */
 bool chaos_mock_config(rt_stack *s, const char *json);
 /* GET <mock>/mock/stats parsed; caller decrefs. */

@@ -27,11 +27,7 @@ static int setup(void **state)
                        .executors = 2,
                        .cluster = true,
                        .no_wrap = true};
-    if (!rt_stack_start(&stack, &o)) {
-        rt_stack_dump_logs(&stack);
-        return -1;
-    }
-    return 0;
+    return rt_stack_start(&stack, &o) ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -45,8 +41,7 @@ static void test_kill_stream_leader(void **state)
     (void)state;
     chaos_run r;
     chaos_run_init(&r, &stack, "cluster_leader", 240);
-    for (int i = 0; i < r.n; i++)
-        snprintf(r.reqs[i].mock, sizeof r.reqs[i].mock, "\"latency_ms\":200");
+    chaos_mock_latency(&r, 200);
     r.rate = 20;
     r.threads = 16;
     chaos_start(&r);

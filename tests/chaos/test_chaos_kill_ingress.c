@@ -21,11 +21,7 @@ static int setup(void **state)
 {
     (void)state;
     rt_stack_opts o = {.env = {NULL}, .executors = 1, .no_wrap = true};
-    if (!rt_stack_start(&stack, &o)) {
-        rt_stack_dump_logs(&stack);
-        return -1;
-    }
-    return 0;
+    return rt_stack_start(&stack, &o) ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -39,8 +35,7 @@ static void test_kill_ingress_while_clients_wait(void **state)
     (void)state;
     chaos_run r;
     chaos_run_init(&r, &stack, "kill_ingress", 100);
-    for (int i = 0; i < r.n; i++)
-        snprintf(r.reqs[i].mock, sizeof r.reqs[i].mock, "\"latency_ms\":2000");
+    chaos_mock_latency(&r, 2000);
     r.threads = 100;
     r.rate = 0;
     r.wait_s = -1; /* wait: true */

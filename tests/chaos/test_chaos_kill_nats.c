@@ -24,11 +24,7 @@ static int setup(void **state)
     (void)state;
     /* AckWait 10 s: a delivery whose settle was lost in the outage comes back soon */
     rt_stack_opts o = {.env = {"REQRUN_ACK_WAIT_S=10", NULL}, .executors = 1, .no_wrap = true};
-    if (!rt_stack_start(&stack, &o)) {
-        rt_stack_dump_logs(&stack);
-        return -1;
-    }
-    return 0;
+    return rt_stack_start(&stack, &o) ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -42,8 +38,7 @@ static void test_kill_nats_under_load(void **state)
     (void)state;
     chaos_run r;
     chaos_run_init(&r, &stack, "kill_nats", 400);
-    for (int i = 0; i < r.n; i++)
-        snprintf(r.reqs[i].mock, sizeof r.reqs[i].mock, "\"latency_ms\":200");
+    chaos_mock_latency(&r, 200);
     r.rate = 40;
     r.threads = 32;
     chaos_start(&r);

@@ -190,10 +190,8 @@ static int setup(void **state)
      * before an outage and the next one just after it leave a gap (10 + ~9 + 10 s) short of
      * AckWait: no call in flight can be taken over, and none may be repeated. */
     rt_stack_opts o = {.env = {"REQRUN_ACK_WAIT_S=30", NULL}, .executors = 1, .no_wrap = true};
-    if (!rt_stack_start(&stack, &o)) {
-        rt_stack_dump_logs(&stack);
+    if (!rt_stack_start(&stack, &o))
         return -1;
-    }
     /* the executor again, now behind the proxy */
     char url[96];
     static char env_url[128];
@@ -235,8 +233,7 @@ static void test_partition_executor_from_nats(void **state)
     assert_true(atomic_load(&px.accepted) >= 1); /* the executor goes through the proxy */
     chaos_run r;
     chaos_run_init(&r, &stack, "partition", 360);
-    for (int i = 0; i < r.n; i++)
-        snprintf(r.reqs[i].mock, sizeof r.reqs[i].mock, "\"latency_ms\":300");
+    chaos_mock_latency(&r, 300);
     r.rate = 15;
     r.threads = 16;
     double reconnects0 = metric("reqrun_nats_reconnects_total");

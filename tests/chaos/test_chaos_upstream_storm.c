@@ -28,11 +28,7 @@ static int setup(void **state)
                                "REQRUN_RETRY_MAX_MS=500", NULL},
                        .executors = 1,
                        .no_wrap = true};
-    if (!rt_stack_start(&stack, &o)) {
-        rt_stack_dump_logs(&stack);
-        return -1;
-    }
-    return 0;
+    return rt_stack_start(&stack, &o) ? 0 : -1;
 }
 
 static int teardown(void **state)

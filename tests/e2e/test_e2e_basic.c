@@ -18,11 +18,7 @@ static int setup(void **state)
 {
     (void)state;
     rt_stack_opts o = {.env = {"REQRUN_MAX_BODY_BYTES=65536", NULL}};
-    if (!rt_stack_start(&stack, &o)) {
-        rt_stack_dump_logs(&stack);
-        return -1;
-    }
-    return 0;
+    return rt_stack_start(&stack, &o) ? 0 : -1;
 }
 
 static int teardown(void **state)

@@ -27,11 +27,7 @@ static int setup(void **state)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     rt_stack_opts o = {.env = {"REQRUN_UPSTREAM_TIMEOUT_S=1", "REQRUN_RETRY_BASE_MS=100",
                                "REQRUN_RETRY_MAX_MS=300", NULL}};
-    if (!rt_stack_start(&stack, &o)) {
-        rt_stack_dump_logs(&stack);
-        return -1;
-    }
-    return 0;
+    return rt_stack_start(&stack, &o) ? 0 : -1;
 }
 
 static int teardown(void **state)

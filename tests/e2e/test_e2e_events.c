@@ -172,10 +172,8 @@ static int setup(void **state)
     rt_stack_opts o = {.env = {"REQRUN_WEBHOOK_SECRET=whsec_" WHSEC_B64,
                                "REQRUN_WEBHOOK_ALLOW=127.0.0.1", "REQRUN_RETRY_BASE_MS=100",
                                NULL}};
-    if (!rt_stack_start(&stack, &o)) {
-        rt_stack_dump_logs(&stack);
+    if (!rt_stack_start(&stack, &o))
         return -1;
-    }
     return natsConnection_ConnectTo(&nc, stack.nats_url) == NATS_OK ? 0 : -1;
 }
 

@@ -25,11 +25,7 @@ static int setup(void **state)
     rt_stack_opts o = {.env = {"REQRUN_ACK_WAIT_S=3", "REQRUN_MAX_ATTEMPTS=2", NULL},
                        .executors = 2,
                        .no_wrap = true};
-    if (!rt_stack_start(&stack, &o)) {
-        rt_stack_dump_logs(&stack);
-        return -1;
-    }
-    return 0;
+    return rt_stack_start(&stack, &o) ? 0 : -1;
 }
 
 static int teardown(void **state)

@@ -62,11 +62,7 @@ static int setup(void **state)
     rt_stack_opts o = {.env = {keys_env, upstream_env,
                                "REQRUN_MOCK_API_KEY=" SECRET_UPSTREAM_KEY,
                                "REQRUN_TENANT_MAX_PENDING=3", "REQRUN_MAX_MESSAGES=4", NULL}};
-    if (!rt_stack_start(&stack, &o)) {
-        rt_stack_dump_logs(&stack);
-        return -1;
-    }
-    return 0;
+    return rt_stack_start(&stack, &o) ? 0 : -1;
 }
 
 static int teardown(void **state)

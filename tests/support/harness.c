@@ -457,7 +457,7 @@ bool rt_stack_start_ingress(rt_stack *s, char *const extra[])
     return ok && rt_wait_http_ok(url, 30000);
 }
 
-bool rt_stack_start(rt_stack *s, const rt_stack_opts *o)
+static bool stack_start(rt_stack *s, const rt_stack_opts *o)
 {
     memset(s, 0, sizeof *s);
     rt_tmpdir(s->dir, sizeof s->dir, "reqrun-test");
@@ -510,6 +510,14 @@ bool rt_stack_start(rt_stack *s, const rt_stack_opts *o)
             return false;
     }
     return rt_stack_start_ingress(s, NULL);
+}
+
+bool rt_stack_start(rt_stack *s, const rt_stack_opts *o)
+{
+    if (stack_start(s, o))
+        return true;
+    rt_stack_dump_logs(s);
+    return false;
 }
 
 bool rt_stack_stop(rt_stack *s)

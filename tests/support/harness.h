@@ -130,7 +130,8 @@ typedef struct rt_stack {
 } rt_stack;
 
 /* nats-server (or a cluster), reqrun-mockllm, executors and the ingress on free ports,
- * each ready (readyz) before this returns. */
+ * each ready (readyz) before this returns. On failure, prints the tail of every service
+ * log started so far. */
 bool rt_stack_start(rt_stack *s, const rt_stack_opts *o);
 /* Stops everything (SIGTERM, then SIGKILL); false when a service exited non-zero (a
  * sanitizer or valgrind report, a crash). Removes the temp dir unless REQRUN_TEST_KEEP. */

@@ -4,6 +4,7 @@
 #define RR_HTTPD_H
 
 #include "reqrun/api_error.h"
+#include "reqrun/metrics.h"
 #include "reqrun/status.h"
 
 #include <civetweb.h>
@@ -45,6 +46,10 @@ void rr_http_send_error(struct mg_connection *conn, const rr_api_error *e,
                         const rr_http_header *headers, size_t n_headers);
 /* Shortcut: rr_api_error_set + rr_http_send_error. */
 void rr_http_fail(struct mg_connection *conn, rr_api_code code, const char *message);
+/* Answers 200 {"status":"<word>"} (health and readiness probes); returns 200. */
+int rr_http_send_probe_ok(struct mg_connection *conn, const char *word);
+/* Answers m in the Prometheus text format (500 when out of memory); returns the status. */
+int rr_http_send_metrics(struct mg_connection *conn, rr_metrics *m);
 /* Reads the whole body into a malloc'd NUL-terminated buffer. RR_TOO_LARGE past max
  * (declared or streamed), RR_TIMEOUT when it takes longer than timeout_ms in all (a
  * client trickling bytes), RR_IO when the client sent less than it declared. */
