@@ -13,18 +13,33 @@ export REQRUN_NATS_URL=${REQRUN_NATS_URL:-nats://127.0.0.1:$nats_port}
 export REQRUN_LISTEN=${REQRUN_LISTEN:-127.0.0.1:8080}
 export REQRUN_EXECUTOR_LISTEN=${REQRUN_EXECUTOR_LISTEN:-127.0.0.1:8081}
 export REQRUN_MOCK_LISTEN=${REQRUN_MOCK_LISTEN:-127.0.0.1:8090}
+# no load balancer to take the ingress out of rotation first: stop without the delay
+export REQRUN_SHUTDOWN_DELAY_S=${REQRUN_SHUTDOWN_DELAY_S:-0}
 
+# Each service runs in its own session, so Ctrl-C reaches this script alone and the
+# services stop in order: the ingress first (it answers what it holds while NATS is still
+# up), then the executor, the mock, nats-server.
 pids=()
+names=()
+start() { # name command...
+  local name=$1
+  shift
+  setsid "$@" >"$state/logs/$name.log" 2>&1 &
+  pids+=($!)
+  names+=("$name")
+}
 stop() {
   trap - INT TERM EXIT
   echo
   echo "stopping..."
-  # reverse start order: ingress, executor, mock, nats-server
-  for ((i=${#pids[@]}-1; i>=0; i--)); do kill -TERM "${pids[i]}" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  for ((i=${#pids[@]}-1; i>=0; i--)); do
+    kill -TERM "${pids[i]}" 2>/dev/null || true
+    wait "${pids[i]}" 2>/dev/null || true
+  done
   echo "stopped"
 }
-trap stop INT TERM EXIT
+trap stop EXIT
+trap 'exit 130' INT TERM
 
 wait_http() { # url what
   for _ in $(seq 1 150); do
@@ -40,8 +55,7 @@ listen: 127.0.0.1:$nats_port
 max_payload: 8MB
 jetstream { store_dir: "$PWD/$state/nats" }
 CONF
-/usr/sbin/nats-server -c "$state/nats.conf" >"$state/logs/nats.log" 2>&1 &
-pids+=($!)
+start nats-server /usr/sbin/nats-server -c "$state/nats.conf"
 for _ in $(seq 1 50); do
   (exec 3<>"/dev/tcp/127.0.0.1/$nats_port") 2>/dev/null && break
   sleep 0.1
@@ -49,15 +63,12 @@ done
 
 if [ -z "${REQRUN_UPSTREAM_URL:-}" ]; then
   export REQRUN_UPSTREAM_URL="http://$REQRUN_MOCK_LISTEN/v1"
-  "$bin/reqrun-mockllm" >"$state/logs/mockllm.log" 2>&1 &
-  pids+=($!)
+  start reqrun-mockllm "$bin/reqrun-mockllm"
   wait_http "http://$REQRUN_MOCK_LISTEN/healthz" reqrun-mockllm
 fi
-"$bin/reqrun-executor" >"$state/logs/executor.log" 2>&1 &
-pids+=($!)
+start reqrun-executor "$bin/reqrun-executor"
 wait_http "http://$REQRUN_EXECUTOR_LISTEN/readyz" reqrun-executor
-"$bin/reqrun-ingress" >"$state/logs/ingress.log" 2>&1 &
-pids+=($!)
+start reqrun-ingress "$bin/reqrun-ingress"
 wait_http "http://$REQRUN_LISTEN/readyz" reqrun-ingress
 
 cat <<MSG
@@ -71,6 +82,12 @@ Try:
     -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Hello"}],"wait":true}'
 
 MSG
-# Wait until a service exits or Ctrl-C.
-wait -n "${pids[@]}" || true
-echo "a service exited; see $state/logs/" >&2
+# Until Ctrl-C (exit 130, the EXIT trap stops everything) or a service exits (exit 1).
+gone=""
+wait -n -p gone "${pids[@]}" && rc=0 || rc=$?
+for i in "${!pids[@]}"; do
+  if [ "${pids[i]}" = "$gone" ]; then
+    echo "${names[i]} exited with status $rc; see $state/logs/${names[i]}.log" >&2
+  fi
+done
+exit 1
