@@ -29,9 +29,11 @@ start() { # name command...
   names+=("$name")
 }
 stop() {
-  trap - INT TERM EXIT
+  trap - EXIT
+  # a second Ctrl-C while stopping: no more waiting
+  trap 'echo "killing..."; kill -KILL "${pids[@]}" 2>/dev/null; exit 130' INT TERM
   echo
-  echo "stopping..."
+  echo "stopping... (Ctrl-C again to kill)"
   for ((i=${#pids[@]}-1; i>=0; i--)); do
     kill -TERM "${pids[i]}" 2>/dev/null || true
     wait "${pids[i]}" 2>/dev/null || true
