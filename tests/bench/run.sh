@@ -86,7 +86,7 @@ else
   if [ ! -f "$pk_main" ] || ! cmp -s "$here/portkey/package-lock.json" "$pk_dir/package-lock.json"; then
     say "installing the Portkey gateway (npm ci) into $pk_dir"
     cp "$here/portkey/package.json" "$here/portkey/package-lock.json" "$pk_dir/"
-    if ! (cd "$pk_dir" && timeout 600 npm ci --no-audit --no-fund) >"$results/portkey-install.log" 2>&1; then
+    if ! timeout 600 "$root/scripts/npm-ci.sh" "$pk_dir" >"$results/portkey-install.log" 2>&1; then
       portkey_reason="npm ci failed (see tests/bench/results/portkey-install.log)"
       rm -f "$pk_dir/package-lock.json"
     fi

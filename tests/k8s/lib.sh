@@ -10,6 +10,6 @@ k8s_node_modules() {
   if ! cmp -s "$here/package-lock.json" "$work/package-lock.json" || [ ! -d "$work/node_modules" ]; then
     echo "== npm ci ($work)"
     cp "$here/package.json" "$here/package-lock.json" "$work/"
-    (cd "$work" && npm ci --no-audit --no-fund --loglevel=error)
+    "$here/../../scripts/npm-ci.sh" "$work" --loglevel=error
   fi
 }

@@ -25,7 +25,7 @@ mkdir -p "$work"
 # npm ci only when the lockfile differs from the one installed last time
 if ! cmp -s "$here/package-lock.json" "$work/node_modules/.reqrun-package-lock.json"; then
   cp "$here/package.json" "$here/package-lock.json" "$work/"
-  (cd "$work" && npm ci --no-audit --no-fund --loglevel=error)
+  "$root/scripts/npm-ci.sh" "$work" --loglevel=error
   cp "$here/package-lock.json" "$work/node_modules/.reqrun-package-lock.json"
 fi
 rm -f "$work"/*.js
