@@ -113,12 +113,35 @@ static void run_start(run *r)
         fail_msg("run.sh did not print \"%s\"", ready);
     }
     find_children(r);
-    assert_int_equal(r->n_children, 4);
+    if (r->n_children != 4) {
+        for (int i = 0; i < r->n_children; i++)
+            fprintf(stderr, "child %d: %s\n", (int)r->child[i], r->child_name[i]);
+        fail_msg("run.sh has %d child processes, not 4", r->n_children);
+    }
     const char *names[] = {"nats-server", "reqrun-mockllm", "reqrun-executor", "reqrun-ingress"};
     for (int i = 0; i < 4; i++) {
         if (child_named(r, names[i]) < 0)
             fail_msg("run.sh did not start %s", names[i]);
     }
+}
+
+/* Per test, also after a failed assertion: nothing the test started outlives it. */
+static run current;
+
+static int teardown(void **state)
+{
+    (void)state;
+    run *r = &current;
+    if (r->script.pid > 0) {
+        find_children(r);
+        rt_proc_stop(&r->script, SIGKILL, 5000);
+    }
+    for (int i = 0; i < r->n_children; i++)
+        kill(r->child[i], SIGKILL);
+    if (r->dir[0] != '\0')
+        rt_rmdir(r->dir);
+    memset(r, 0, sizeof *r);
+    return 0;
 }
 
 static void run_finish(run *r)
@@ -129,19 +152,18 @@ static void run_finish(run *r)
         rt_proc_dump_log(&r->script, 30);
         fail_msg("a process run.sh started outlived it");
     }
-    rt_rmdir(r->dir);
 }
 
 static void test_serves_the_printed_example_and_ctrl_c_stops_everything(void **state)
 {
     (void)state;
-    run r;
-    run_start(&r);
+    run *r = &current;
+    run_start(r);
 
     /* the example run.sh prints, as printed */
-    assert_int_equal(rt_proc_log_count(&r.script, "\"content\":\"Hello\"}],\"wait\":true}'"), 1);
+    assert_int_equal(rt_proc_log_count(&r->script, "\"content\":\"Hello\"}],\"wait\":true}'"), 1);
     char url[96];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/chat/completions", r.http_port);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/chat/completions", r->http_port);
     const char *headers[] = {"Content-Type: application/json", NULL};
     rt_resp resp;
     assert_true(rt_http(&resp, "POST", url,
@@ -161,34 +183,35 @@ static void test_serves_the_printed_example_and_ctrl_c_stops_everything(void **s
 
     /* Ctrl-C: the terminal signals the foreground process group */
     int64_t t0 = rt_now_ms();
-    assert_int_equal(kill(-r.script.pid, SIGINT), 0);
-    int status = rt_proc_stop(&r.script, 0, 60000);
+    assert_int_equal(kill(-r->script.pid, SIGINT), 0);
+    int status = rt_proc_stop(&r->script, 0, 60000);
     fprintf(stderr, "run.sh stopped everything %lld ms after Ctrl-C\n",
             (long long)(rt_now_ms() - t0));
     assert_int_equal(status, 130);
-    assert_int_equal(rt_proc_log_count(&r.script, "stopped"), 1);
-    assert_int_equal(rt_proc_log_count(&r.script, "exited with status"), 0);
-    run_finish(&r);
+    assert_int_equal(rt_proc_log_count(&r->script, "stopped"), 1);
+    assert_int_equal(rt_proc_log_count(&r->script, "exited with status"), 0);
+    run_finish(r);
 }
 
 static void test_a_service_that_dies_stops_the_rest(void **state)
 {
     (void)state;
-    run r;
-    run_start(&r);
-    pid_t executor = child_named(&r, "reqrun-executor");
+    run *r = &current;
+    run_start(r);
+    pid_t executor = child_named(r, "reqrun-executor");
     assert_int_equal(kill(executor, SIGKILL), 0);
-    int status = rt_proc_stop(&r.script, 0, 60000);
+    int status = rt_proc_stop(&r->script, 0, 60000);
     assert_int_equal(status, 1);
-    assert_int_equal(rt_proc_log_count(&r.script, "reqrun-executor exited with status 137"), 1);
-    run_finish(&r);
+    assert_int_equal(rt_proc_log_count(&r->script, "reqrun-executor exited with status 137"), 1);
+    run_finish(r);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_serves_the_printed_example_and_ctrl_c_stops_everything),
-        cmocka_unit_test(test_a_service_that_dies_stops_the_rest),
+        cmocka_unit_test_teardown(test_serves_the_printed_example_and_ctrl_c_stops_everything,
+                                  teardown),
+        cmocka_unit_test_teardown(test_a_service_that_dies_stops_the_rest, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
