@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define EVENTS_MAX_AGE_S (72 * 3600)
 #define EVENTS_DEDUP_S 120
@@ -292,18 +291,17 @@ rr_status rr_bus_setup(rr_bus *bus, const rr_config *cfg, char *err, size_t errl
                  (long long)(cfg->max_body_bytes + RR_PAYLOAD_HEADROOM));
         return RR_CONFIG;
     }
-    int64_t give_up = rr_mono_ms() + SETUP_RETRY_MS;
-    int64_t backoff = SETUP_RETRY_FIRST_MS;
+    rr_backoff b = rr_backoff_start(SETUP_RETRY_FIRST_MS, SETUP_RETRY_MAX_MS, SETUP_RETRY_MS);
     for (;;) {
         rr_status r = setup_once(&c);
         /* a request the server refused to pass on times out too: not worth retrying */
         if ((r != RR_TIMEOUT && r != RR_UNAVAILABLE) || atomic_load(&bus->denied) ||
-            rr_mono_ms() + backoff > give_up || rr_bus_stop_signal_pending())
+            rr_bus_stop_signal_pending())
             return r;
-        rr_warn("NATS resources: %s; retrying in %lld ms", err, (long long)backoff);
-        struct timespec ts = {(time_t)(backoff / 1000), (long)(backoff % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-        backoff = backoff * 2 > SETUP_RETRY_MAX_MS ? SETUP_RETRY_MAX_MS : backoff * 2;
+        int64_t wait_ms = b.wait_ms;
+        if (!rr_backoff_wait(&b))
+            return r;
+        rr_warn("NATS resources: %s; retrying after %lld ms", err, (long long)wait_ms);
     }
 }
 

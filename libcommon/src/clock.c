@@ -4,6 +4,21 @@
 #include <stdio.h>
 #include <time.h>
 
+rr_backoff rr_backoff_start(int64_t first_ms, int64_t max_ms, int64_t for_ms)
+{
+    return (rr_backoff){.wait_ms = first_ms, .max_ms = max_ms, .give_up_ms = rr_mono_ms() + for_ms};
+}
+
+bool rr_backoff_wait(rr_backoff *b)
+{
+    if (rr_mono_ms() + b->wait_ms > b->give_up_ms)
+        return false;
+    struct timespec ts = {(time_t)(b->wait_ms / 1000), (long)(b->wait_ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+    b->wait_ms = b->wait_ms * 2 > b->max_ms ? b->max_ms : b->wait_ms * 2;
+    return true;
+}
+
 int64_t rr_now_ms(void)
 {
     struct timespec ts;

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define MAX_CAS_ROUNDS 8
 #define TRANSIENT_NAK_MS 1000
@@ -259,8 +258,7 @@ static bool part_done(rr_job *job)
 static bool begin_first(rr_executor *ex, rr_job *job)
 {
     start_call(ex, job, 2);
-    rr_status s = rr_store_put(ex->bus, &job->rec, 0, &job->rev, NULL);
-    job->created = s;
+    job->created = rr_store_put(ex->bus, &job->rec, 0, &job->rev, NULL);
     return part_done(job) ? finish(ex, job) : false;
 }
 
@@ -543,6 +541,13 @@ static rr_settle apply_outcome(rr_executor *ex, rr_job *job, const outcome *o, i
     return RR_SETTLE_TERM;
 }
 
+/* Retries of a record write NATS did not take: while the message is surely ours (two
+ * AckWaits: heartbeats go on meanwhile). */
+static rr_backoff write_retry_start(rr_executor *ex)
+{
+    return rr_backoff_start(WRITE_RETRY_FIRST_MS, WRITE_RETRY_MAX_MS, ex->cfg->ack_wait_s * 2000);
+}
+
 /* How a delivery settles once REC is stored: as apply_outcome decided when writing it. */
 static rr_settle settle_for(const rr_record *rec, int64_t now, int64_t *nak_ms)
 {
@@ -588,14 +593,12 @@ static reload_result reload(rr_executor *ex, rr_job *job)
  * would), or NATS comes back while the message is still ours (written again). */
 static bool recover_record(rr_executor *ex, rr_job *job)
 {
-    int64_t backoff = WRITE_RETRY_FIRST_MS;
-    int64_t give_up = rr_mono_ms() + ex->cfg->ack_wait_s * 2000;
-    for (int found = 0; found < MAX_CAS_ROUNDS;) {
+    rr_backoff b = write_retry_start(ex);
+    for (int exists = 0; exists < MAX_CAS_ROUNDS;) {
         rr_record fresh;
         uint64_t rev = 0;
         rr_status s = rr_store_get(ex->bus, job->req.tenant, job->req.id, &fresh, &rev);
         if (s == RR_OK) {
-            found++;
             rr_record_free(&job->rec);
             job->rec = fresh;
             job->rev = rev;
@@ -607,16 +610,13 @@ static bool recover_record(rr_executor *ex, rr_job *job)
             s = rr_store_put(ex->bus, &job->rec, 0, &job->rev, NULL);
             if (s == RR_OK)
                 return true;
-            if (s == RR_EXISTS) {
-                found++;
+            if (s == RR_EXISTS) { /* written meanwhile: read it */
+                exists++;
                 continue;
             }
         }
-        if (s == RR_INVALID || rr_mono_ms() + backoff > give_up)
+        if (s == RR_INVALID || !rr_backoff_wait(&b))
             return false;
-        struct timespec ts = {backoff / 1000, (backoff % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-        backoff = backoff * 2 > WRITE_RETRY_MAX_MS ? WRITE_RETRY_MAX_MS : backoff * 2;
     }
     return false;
 }
@@ -631,28 +631,22 @@ static bool finish(rr_executor *ex, rr_job *job)
     }
     outcome o = read_outcome(ex, job);
     rr_counter_add(ex->m.attempts, rr_outcome_str(o.d.outcome), NULL, 1);
-    int64_t backoff = WRITE_RETRY_FIRST_MS;
-    int64_t give_up = rr_mono_ms() + ex->cfg->ack_wait_s * 2000;
+    rr_backoff b = write_retry_start(ex);
     for (int conflicts = 0; conflicts < MAX_CAS_ROUNDS;) {
         int64_t nak_ms = 0;
         rr_settle how = apply_outcome(ex, job, &o, rr_now_ms(), &nak_ms);
         rr_status es = RR_OK;
         rr_status s = rr_store_put(ex->bus, &job->rec, job->rev, &job->rev, &es);
-        if (s == RR_CONFLICT) {
-            conflicts++;
-        } else if (s != RR_OK) {
-            /* NATS unreachable: keep the result and keep trying while we still own the
-             * message (heartbeats go on); past that, redelivery repeats the call. */
-            if (rr_mono_ms() + backoff > give_up) {
+        if (s != RR_OK) {
+            if (s == RR_CONFLICT) {
+                conflicts++;
+            } else if (!rr_backoff_wait(&b)) {
+                /* NATS unreachable: the result was kept while the message was surely
+                 * ours (heartbeats go on); past that, redelivery repeats the call. */
                 rr_log(RR_LOG_ERROR, JOB_CTX(job),
                        "outcome not stored (%s): giving the message up", rr_status_str(s));
                 return settle(ex, job, RR_SETTLE_DROP, 0, "transient");
             }
-            struct timespec ts = {backoff / 1000, (backoff % 1000) * 1000000L};
-            nanosleep(&ts, NULL);
-            backoff = backoff * 2 > WRITE_RETRY_MAX_MS ? WRITE_RETRY_MAX_MS : backoff * 2;
-        }
-        if (s != RR_OK) {
             switch (reload(ex, job)) {
             case RELOAD_OURS:
             case RELOAD_ERROR:

@@ -47,12 +47,13 @@ int bench_req_option(bench_req *r, const char *opt, const char *val)
 {
     if (strcmp(opt, "-u") == 0) {
         r->url = val;
-    } else if (strcmp(opt, "-d") == 0 || strcmp(opt, "-D") == 0) {
+    } else if (strcmp(opt, "-d") == 0) {
         free(r->data);
-        if (opt[1] == 'd') {
-            r->data = strdup(val);
-            r->data_len = strlen(val);
-        } else if ((r->data = read_file(val, &r->data_len)) == NULL) {
+        r->data = strdup(val);
+        r->data_len = strlen(val);
+    } else if (strcmp(opt, "-D") == 0) {
+        free(r->data);
+        if ((r->data = read_file(val, &r->data_len)) == NULL) {
             perror(val);
             return -1;
         }

@@ -166,12 +166,6 @@ void chaos_join(chaos_run *r)
 
 /* ---- verification ---- */
 
-static bool terminal_status(const char *st)
-{
-    return strcmp(st, "completed") == 0 || strcmp(st, "failed") == 0 ||
-           strcmp(st, "cancelled") == 0 || strcmp(st, "expired") == 0;
-}
-
 int chaos_attempts_with(json_t *rec, const char *outcome, const char *executor_prefix)
 {
     json_t *log = json_object_get(rec, "attempt_log");
@@ -250,12 +244,12 @@ void chaos_verify(chaos_run *r, int64_t timeout_ms, chaos_figures *f)
         for (int i = 0; i < r->n; i++) {
             chaos_req *q = &r->reqs[i];
             if (q->sent_ms < 0 ||
-                (q->record != NULL && terminal_status(rt_json_str(q->record, "status"))))
+                (q->record != NULL && rt_status_terminal(rt_json_str(q->record, "status"))))
                 continue;
             json_decref(q->record);
             q->record = rt_get_request(s, q->id, "include=attempts");
             if (q->first_2xx_ms >= 0 &&
-                (q->record == NULL || !terminal_status(rt_json_str(q->record, "status"))))
+                (q->record == NULL || !rt_status_terminal(rt_json_str(q->record, "status"))))
                 pending++;
         }
         if (pending == 0 || rt_now_ms() > until)
@@ -263,7 +257,7 @@ void chaos_verify(chaos_run *r, int64_t timeout_ms, chaos_figures *f)
         rt_sleep_ms(250);
     }
 
-    json_t *stats = chaos_mock_stats(s);
+    json_t *stats = rt_mock_stats(s);
     json_t *calls = json_object_get(stats, "calls");
     if (stats == NULL) {
         fprintf(stderr, "CHAOS violation: the mock's call log is unreadable\n");
@@ -279,7 +273,7 @@ void chaos_verify(chaos_run *r, int64_t timeout_ms, chaos_figures *f)
         f->submitted++;
         q->calls = (long)json_integer_value(json_object_get(calls, q->id));
         const char *st = rt_json_str(q->record, "status");
-        bool terminal = q->record != NULL && terminal_status(st);
+        bool terminal = q->record != NULL && rt_status_terminal(st);
         bool acked = q->first_2xx_ms >= 0;
         q->attempts = (int)json_integer_value(json_object_get(q->record, "attempts"));
         if (terminal) {
@@ -431,18 +425,6 @@ bool chaos_mock_config(rt_stack *s, const char *json)
     return ok;
 }
 
-json_t *chaos_mock_stats(rt_stack *s)
-{
-    char url[128];
-    snprintf(url, sizeof url, "%s/mock/stats", s->mock_base);
-    rt_resp resp;
-    json_t *j = NULL;
-    if (rt_http(&resp, "GET", url, NULL, NULL, 10000) && resp.status == 200)
-        j = rt_resp_json(&resp);
-    rt_resp_free(&resp);
-    return j;
-}
-
 /* natsOptions_SetURL takes one URL: a cluster's comma-separated list goes through
  * natsOptions_SetServers. */
 static natsStatus set_servers(natsOptions *o, const char *urls)
@@ -520,7 +502,7 @@ int chaos_queue_leftovers(chaos_run *r, int *violations)
                 q = &r->reqs[i];
         }
         const char *st = q != NULL ? rt_json_str(q->record, "status") : "";
-        bool bad = q == NULL || !terminal_status(st);
+        bool bad = q == NULL || !rt_status_terminal(st);
         if (left <= 3 || bad)
             fprintf(stderr, "CHAOS leftover: REQRUN_REQUESTS seq %llu (%s) still stored; its "
                             "request is %s\n",

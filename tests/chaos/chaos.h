@@ -141,8 +141,6 @@ int chaos_await_victim(rt_stack *s, double min_in_flight, double *in_flight);
 void chaos_abandon(chaos_run *r);
 /* POST <mock>/mock/config with body json. */
 bool chaos_mock_config(rt_stack *s, const char *json);
-/* GET <mock>/mock/stats parsed; caller decrefs. */
-json_t *chaos_mock_stats(rt_stack *s);
 
 /* Consumer "executors" has nothing pending and nothing ack-pending: every request
  * message was settled. */

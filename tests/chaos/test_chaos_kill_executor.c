@@ -48,7 +48,6 @@ static void test_kill_executor_mid_call(void **state)
         chaos_abandon(&r);
         fail_msg("no executor had calls in flight within 15 s");
     }
-    in_flight = chaos_executor_metric(&stack, victim, "reqrun_upstream_in_flight");
     int exit_status = rt_proc_stop(&stack.executor[victim], SIGKILL, 5000);
     fprintf(stderr, "CHAOS kill_executor: executor%d killed at %lld ms with %.0f calls in "
                     "flight (exit %d)\n",

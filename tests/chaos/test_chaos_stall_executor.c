@@ -36,13 +36,6 @@ static int teardown(void **state)
     return rt_stack_stop(&stack) ? 0 : -1;
 }
 
-static bool terminal(json_t *rec)
-{
-    const char *st = rt_json_str(rec, "status");
-    return strcmp(st, "completed") == 0 || strcmp(st, "failed") == 0 ||
-           strcmp(st, "cancelled") == 0 || strcmp(st, "expired") == 0;
-}
-
 static void test_stalled_executor_loses_its_writes(void **state)
 {
     (void)state;
@@ -60,7 +53,6 @@ static void test_stalled_executor_loses_its_writes(void **state)
         chaos_abandon(&r);
         fail_msg("no executor had calls in flight within 15 s");
     }
-    in_flight = chaos_executor_metric(&stack, victim, "reqrun_upstream_in_flight");
     rt_proc_signal(&stack.executor[victim], SIGSTOP);
     int64_t stop_at = chaos_elapsed_ms(&r);
     rt_sleep_ms(ACK_WAIT_MS + 2000); /* the fault: stalled past AckWait */
@@ -70,7 +62,7 @@ static void test_stalled_executor_loses_its_writes(void **state)
     int terminal_before = 0;
     for (int i = 0; i < r.n; i++) {
         json_t *rec = rt_get_request(&stack, r.reqs[i].id, "include=attempts");
-        if (rec != NULL && terminal(rec)) {
+        if (rec != NULL && rt_status_terminal(rt_json_str(rec, "status"))) {
             before[i] = chaos_record_dump(rec);
             terminal_before++;
         }

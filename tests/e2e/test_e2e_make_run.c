@@ -190,6 +190,13 @@ static void test_serves_the_printed_example_and_ctrl_c_stops_everything(void **s
     assert_int_equal(status, 130);
     assert_int_equal(rt_proc_log_count(&r->script, "stopped"), 1);
     assert_int_equal(rt_proc_log_count(&r->script, "exited with status"), 0);
+    /* in order: the ingress had stopped, NATS connection closed by itself, before
+     * nats-server went (all at once, it logs the lost connection) */
+    rt_proc ingress = {0};
+    snprintf(ingress.log_path, sizeof ingress.log_path, "%.440s/.reqrun/logs/reqrun-ingress.log",
+             r->dir);
+    assert_int_equal(rt_proc_log_count(&ingress, "reqrun-ingress stopped"), 1);
+    assert_int_equal(rt_proc_log_count(&ingress, "nats disconnected"), 0);
     run_finish(r);
 }
 

@@ -704,7 +704,7 @@ const char *rt_request_status(rt_stack *s, const char *id, char *buf, size_t n)
     return buf;
 }
 
-static bool terminal(const char *st)
+bool rt_status_terminal(const char *st)
 {
     return strcmp(st, "completed") == 0 || strcmp(st, "failed") == 0 ||
            strcmp(st, "cancelled") == 0 || strcmp(st, "expired") == 0;
@@ -717,14 +717,14 @@ json_t *rt_wait_terminal(rt_stack *s, const char *id, int64_t timeout_ms)
     while (rt_now_ms() < until) {
         json_decref(j);
         j = rt_get_request(s, id, "include=attempts");
-        if (j != NULL && terminal(rt_json_str(j, "status")))
+        if (j != NULL && rt_status_terminal(rt_json_str(j, "status")))
             return j;
         rt_sleep_ms(50);
     }
     return j;
 }
 
-static json_t *mock_stats(rt_stack *s)
+json_t *rt_mock_stats(rt_stack *s)
 {
     char url[128];
     snprintf(url, sizeof url, "%s/mock/stats", s->mock_base);
@@ -738,7 +738,7 @@ static json_t *mock_stats(rt_stack *s)
 
 long rt_mock_calls(rt_stack *s, const char *id)
 {
-    json_t *j = mock_stats(s);
+    json_t *j = rt_mock_stats(s);
     if (j == NULL)
         return -1;
     long n = (long)json_integer_value(json_object_get(json_object_get(j, "calls"), id));
@@ -748,7 +748,7 @@ long rt_mock_calls(rt_stack *s, const char *id)
 
 long rt_mock_total(rt_stack *s)
 {
-    json_t *j = mock_stats(s);
+    json_t *j = rt_mock_stats(s);
     if (j == NULL)
         return -1;
     long n = (long)json_integer_value(json_object_get(j, "total"));
@@ -758,7 +758,7 @@ long rt_mock_total(rt_stack *s)
 
 long rt_mock_disconnects(rt_stack *s, const char *id)
 {
-    json_t *j = mock_stats(s);
+    json_t *j = rt_mock_stats(s);
     if (j == NULL)
         return -1;
     long n = (long)json_integer_value(json_object_get(json_object_get(j, "disconnects"), id));

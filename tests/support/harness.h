@@ -170,8 +170,12 @@ bool rt_post_chat(rt_stack *s, rt_resp *r, const char *body, const char *const h
 json_t *rt_get_request(rt_stack *s, const char *id, const char *query);
 /* The record's status string ("completed"...), "" when unreadable. */
 const char *rt_request_status(rt_stack *s, const char *id, char *buf, size_t n);
+/* A record status string that no transition leaves ("completed", "failed", ...). */
+bool rt_status_terminal(const char *status);
 /* Polls GET until the status is terminal or timeout; returns the final JSON. */
 json_t *rt_wait_terminal(rt_stack *s, const char *id, int64_t timeout_ms);
+/* GET <mock>/mock/stats parsed; NULL on failure; caller decrefs. */
+json_t *rt_mock_stats(rt_stack *s);
 /* The mock's call count for a request id, and its total. -1 on error. */
 long rt_mock_calls(rt_stack *s, const char *id);
 long rt_mock_total(rt_stack *s);

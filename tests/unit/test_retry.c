@@ -7,6 +7,7 @@
 
 #include <cmocka.h>
 
+#include "reqrun/clock.h"
 #include "reqrun/retry.h"
 
 #include <stdio.h>
@@ -347,6 +348,28 @@ static void test_determinism(void **state)
     assert_true(rr_rng_next(&zero) == 0xe220a8397b1dcdafULL);
 }
 
+/* Internal retries (NATS writes): waits double up to the cap and stop at the deadline. */
+static void test_backoff_doubles_capped_until_deadline(void **state)
+{
+    (void)state;
+    rr_backoff b = rr_backoff_start(1, 3, 2000);
+    int64_t t0 = rr_mono_ms();
+    assert_true(rr_backoff_wait(&b)); /* 1 ms */
+    assert_int_equal(b.wait_ms, 2);
+    assert_true(rr_backoff_wait(&b)); /* 2 ms */
+    assert_int_equal(b.wait_ms, 3);
+    assert_true(rr_backoff_wait(&b)); /* 3 ms, the cap */
+    assert_int_equal(b.wait_ms, 3);
+    assert_true(rr_mono_ms() - t0 >= 6);
+
+    /* a wait that would end past the deadline is refused at once, without sleeping */
+    rr_backoff late = rr_backoff_start(500, 1000, 100);
+    t0 = rr_mono_ms();
+    assert_false(rr_backoff_wait(&late));
+    assert_int_equal(late.wait_ms, 500);
+    assert_true(rr_mono_ms() - t0 < 100);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -363,6 +386,7 @@ int main(void)
         cmocka_unit_test(test_full_jitter_bounds),
         cmocka_unit_test(test_cap_holds),
         cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_backoff_doubles_capped_until_deadline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
